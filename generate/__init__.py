@@ -1,0 +1,1 @@
+"""instdecay.generate (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""instdecay.loaders (filled in by later issues)."""

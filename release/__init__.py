@@ -1,0 +1,1 @@
+"""instdecay.release (filled in by later issues)."""
