@@ -31,6 +31,47 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _release_build(args: argparse.Namespace) -> int:
+    from .release import build_release
+
+    result = build_release(args.shards, args.out)
+    print(f"built {result.out_dir}: {result.n_runs} finetuning runs, {result.n_rows:,} prediction rows, "
+          f"{len(result.manifest['files'])} parquet files; loaded back with datasets.load_dataset")
+    return 0
+
+
+def _release_validate(args: argparse.Namespace) -> int:
+    from .release import validate_release
+
+    problems = validate_release(args.folder)
+    for problem in problems[:20]:
+        print(problem)
+    if len(problems) > 20:
+        print(f"... and {len(problems) - 20} more problem(s)")
+    if problems:
+        return 2
+    print(f"{args.folder}: valid")
+    return 0
+
+
+def _release_push(args: argparse.Namespace) -> int:
+    from .release import push_release
+
+    plan = push_release(args.folder, args.repo_id, revision=args.revision, private=args.private,
+                        create_pr=args.create_pr, tag=args.tag, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"pushed {len(plan.files)} files to {args.repo_id} in {len(plan.batches)} commit(s)")
+    return 0
+
+
+def _import_2021(args: argparse.Namespace) -> int:
+    from .generate.import_2021 import import_2021
+
+    n = import_2021(args.source, args.shards, args.task)
+    print(f"imported {n} finetuning runs from {args.source} into {args.shards}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instdecay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,6 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for LCBs (default: %(default)s)")
     report.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     report.set_defaults(func=_report)
+
+    release = sub.add_parser("release", help="build, validate and push the prediction dataset")
+    rsub = release.add_subparsers(dest="release_command", metavar="STEP", required=True)
+    build = rsub.add_parser("build", help="collect per-run shards into the Hub layout (parquet + card + manifest)")
+    build.add_argument("shards", help="shard folder (<task>/task.json, <task>/runs/<size>/*.parquet + *.json)")
+    build.add_argument("out", help="release folder to write (replaced atomically)")
+    build.set_defaults(func=_release_build)
+    validate = rsub.add_parser("validate", help="check a release folder: hashes, grid, schema, duplicates")
+    validate.add_argument("folder")
+    validate.set_defaults(func=_release_validate)
+    push = rsub.add_parser("push", help="upload a validated release folder to the Hugging Face Hub")
+    push.add_argument("folder")
+    push.add_argument("repo_id", nargs="?", default="instdecay/predictions", help="default: %(default)s")
+    push.add_argument("--revision", help="branch to commit to")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    push.add_argument("--tag", help="tag the release (e.g. v1.0) so users can pin revision=")
+    push.add_argument("--dry-run", action="store_true", help="print what would be uploaded")
+    push.set_defaults(func=_release_push)
+
+    generate = sub.add_parser("generate", help="produce per-run prediction shards")
+    gsub = generate.add_subparsers(dest="generate_command", metavar="STEP", required=True)
+    imp = gsub.add_parser("import-2021", help="import a task folder of the Zhong et al. (2021) prediction release")
+    imp.add_argument("source", help="task folder (data.json + results/, or fold*/ subfolders)")
+    imp.add_argument("shards", help="shard folder to write into")
+    imp.add_argument("--task", help="task name (default: the folder name, e.g. sst2)")
+    imp.set_defaults(func=_import_2021)
     return parser
 
 
@@ -54,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except ValueError as exc:  # user mistakes: one clear line, no traceback
+    except (ValueError, FileNotFoundError) as exc:  # user mistakes: one clear line, no traceback
         print(f"instdecay {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

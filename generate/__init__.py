@@ -1,1 +1,2 @@
-"""instdecay.generate (filled in by later issues)."""
+"""Produce per-run prediction shards: importers for existing releases (no torch needed) and, with the
+``[generate]`` extra, finetuning grids."""

@@ -1,1 +1,10 @@
-"""instdecay.loaders (filled in by later issues)."""
+"""Read the instdecay prediction dataset (a Hub id or a local folder) as tables and seed-indexed tensors.
+
+The dataset's format is declared in :mod:`instdecay.loaders.schema`: long ``predictions``, ``runs`` and
+``instances`` tables in parquet, partitioned as ``data/<task>/<eval_set>/<size>.parquet``, with a
+``manifest.json`` and a dataset card whose YAML ``configs:`` make ``datasets.load_dataset`` work directly.
+"""
+
+from .read import Tensor, load_instances, load_predictions, load_tensor, read_manifest, resolve
+
+__all__ = ["Tensor", "load_instances", "load_predictions", "load_tensor", "read_manifest", "resolve"]

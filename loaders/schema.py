@@ -1,0 +1,144 @@
+"""The prediction dataset's tables, declared once: Arrow schemas, `datasets.Features` and the on-disk layout.
+
+Three long, normalised tables (one ``configs:`` entry per task for predictions, plus ``runs`` and
+``instances``):
+
+``predictions``  one row per (run, instance): which run (size, pretraining seed, finetuning seed,
+                 checkpoint) predicted what on which instance of which evaluation set.
+``runs``         one row per run: model, seeds, checkpoint, hyperparameters, versions, accuracy, wall time.
+``instances``    one row per (task, evaluation set, instance): original split and id, text (may be null
+                 when a release may not redistribute it), gold label and an ``instance_hash``.
+
+A *run* is one checkpoint of one finetuning run; ``run_id`` is ``{size}__p{P}__f{F}__c{checkpoint}``.
+Gold labels index ``label_names + collapsed label names`` (see :data:`COLLAPSED_NOTE`); ``probs`` always has
+one entry per name in ``label_names``.
+
+Everything that reads or writes these tables imports the names from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pyarrow as pa
+from datasets import Features, List, Value
+
+FORMAT_VERSION = 1
+# Task and evaluation-set names become config and split names on the Hub (split names must match \w+).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+# Size names become file names.
+SIZE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+COLLAPSED_NOTE = (
+    "A collapsed gold label (e.g. HANS 'non-entailment') stands for several model classes: a prediction is "
+    "correct when it is any of them and the gold-label probability is the sum of their probabilities."
+)
+
+PREDICTIONS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("task", pa.string()),
+        ("eval_set", pa.string()),
+        ("size", pa.string()),
+        ("pretrain_seed", pa.int32()),
+        ("finetune_seed", pa.int32()),
+        ("checkpoint", pa.int32()),
+        ("instance_id", pa.string()),
+        ("pred", pa.int16()),
+        ("probs", pa.list_(pa.float32())),
+        ("prob_gold", pa.float32()),
+        ("correct", pa.int8()),
+    ]
+)
+
+RUNS = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("task", pa.string()),
+        ("family", pa.string()),
+        ("size", pa.string()),
+        ("n_params", pa.int64()),
+        ("model", pa.string()),
+        ("revision", pa.string()),
+        ("pretrain_seed", pa.int32()),
+        ("finetune_seed", pa.int32()),
+        ("checkpoint", pa.int32()),
+        ("epoch", pa.float32()),
+        ("step", pa.int64()),
+        ("hyperparameters", pa.string()),  # JSON object
+        ("versions", pa.string()),  # JSON object: package -> version
+        ("device", pa.string()),
+        ("spec_hash", pa.string()),
+        ("wall_time_s", pa.float64()),  # of the whole finetuning run this checkpoint belongs to
+        ("accuracy", pa.list_(pa.struct([("eval_set", pa.string()), ("accuracy", pa.float64())]))),
+    ]
+)
+
+INSTANCES = pa.schema(
+    [
+        ("task", pa.string()),
+        ("eval_set", pa.string()),
+        ("instance_id", pa.string()),
+        ("original_split", pa.string()),
+        ("original_id", pa.string()),
+        ("text_a", pa.string()),
+        ("text_b", pa.string()),
+        ("label", pa.int16()),
+        ("label_name", pa.string()),
+        ("instance_hash", pa.string()),
+    ]
+)
+
+
+def features(schema: pa.Schema) -> Features:
+    """The `datasets.Features` of one of the Arrow schemas above."""
+    return Features.from_arrow_schema(schema)
+
+
+def run_id(size: str, pretrain_seed: int, finetune_seed: int, checkpoint: int) -> str:
+    return f"{size}__p{pretrain_seed}__f{finetune_seed}__c{checkpoint}"
+
+
+def training_run_name(size: str, pretrain_seed: int, finetune_seed: int) -> str:
+    """File stem of a per-run shard: one finetuning run, all of its checkpoints."""
+    return f"{size}__p{pretrain_seed}__f{finetune_seed}"
+
+
+def instance_hash(text_a: str, text_b: str | None, label_name: str) -> str:
+    """sha256 of the input text(s) and the gold label name, so two parties can prove they scored the same item."""
+    payload = "\x1f".join([text_a, text_b if text_b is not None else "", label_name])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# Release layout (relative to the dataset root).
+def predictions_path(task: str, eval_set: str, size: str) -> str:
+    return f"data/{task}/{eval_set}/{size}.parquet"
+
+
+def instances_path(task: str) -> str:
+    return f"instances/{task}.parquet"
+
+
+RUNS_PATH = "runs/runs.parquet"
+MANIFEST_PATH = "manifest.json"
+CARD_PATH = "README.md"
+
+__all__ = [
+    "CARD_PATH",
+    "COLLAPSED_NOTE",
+    "FORMAT_VERSION",
+    "INSTANCES",
+    "MANIFEST_PATH",
+    "NAME_PATTERN",
+    "PREDICTIONS",
+    "RUNS",
+    "RUNS_PATH",
+    "SIZE_PATTERN",
+    "features",
+    "instance_hash",
+    "instances_path",
+    "predictions_path",
+    "run_id",
+    "training_run_name",
+]

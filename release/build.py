@@ -1,0 +1,169 @@
+"""`release build`: collect per-run shards into the Hub layout, write the manifest and card, load it back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..loaders import schema
+from .card import card_meta_from, render_card
+from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet, write_text
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    out_dir: Path
+    n_runs: int
+    n_rows: int
+    manifest: dict
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sorted_predictions(tables: list[pa.Table], instances: pa.Table, eval_set: str) -> pa.Table:
+    """Rows of one (task, eval set, size): runs contiguous, ordered by seeds and checkpoint, then instance order."""
+    table = pa.concat_tables(tables)
+    table = table.filter(pc.equal(table.column("eval_set"), eval_set))
+    inst = instances.filter(pc.equal(instances.column("eval_set"), eval_set))
+    order_in_set = pc.index_in(table.column("instance_id"), value_set=inst.column("instance_id")).to_numpy()
+    keys = [order_in_set] + [table.column(c).to_numpy() for c in ("checkpoint", "finetune_seed", "pretrain_seed")]
+    return table.take(np.lexsort(keys))
+
+
+def _run_rows(meta: RunMeta, table: pa.Table) -> list[dict]:
+    """One ``runs`` row per checkpoint of a finetuning run, with accuracy per evaluation set."""
+    acc = table.group_by(["checkpoint", "eval_set"]).aggregate([("correct", "mean")])
+    by_ckpt: dict[int, list[dict]] = defaultdict(list)
+    for ckpt, eval_set, value in zip(*(acc.column(c).to_pylist() for c in ("checkpoint", "eval_set", "correct_mean"))):
+        by_ckpt[ckpt].append({"eval_set": eval_set, "accuracy": value})
+    rows = []
+    for c in meta.checkpoints:
+        rows.append({
+            "run_id": schema.run_id(meta.size, meta.pretrain_seed, meta.finetune_seed, c.checkpoint),
+            "task": meta.task, "family": meta.family, "size": meta.size, "n_params": meta.n_params,
+            "model": meta.model, "revision": meta.revision, "pretrain_seed": meta.pretrain_seed,
+            "finetune_seed": meta.finetune_seed, "checkpoint": c.checkpoint, "epoch": c.epoch, "step": c.step,
+            "hyperparameters": json.dumps(meta.hyperparameters, sort_keys=True),
+            "versions": json.dumps(meta.versions, sort_keys=True), "device": meta.device,
+            "spec_hash": meta.spec_hash, "wall_time_s": meta.wall_time_s,
+            "accuracy": sorted(by_ckpt[c.checkpoint], key=lambda r: r["eval_set"]),
+        })
+    return rows
+
+
+def _grid(metas: list[RunMeta]) -> dict[str, dict]:
+    grid: dict[str, dict] = {}
+    for size in sorted({m.size for m in metas}, key=lambda s: min(m.n_params for m in metas if m.size == s)):
+        runs = [m for m in metas if m.size == size]
+        grid[size] = {
+            "family": runs[0].family,
+            "n_params": runs[0].n_params,
+            "pretrain_seeds": sorted({m.pretrain_seed for m in runs}),
+            "finetune_seeds": sorted({m.finetune_seed for m in runs}),
+            "checkpoints": sorted({c.checkpoint for m in runs for c in m.checkpoints}),
+            "n_runs": len(runs),
+        }
+    return grid
+
+
+def build_release(shards_root: str | Path, out_dir: str | Path, *, progress: bool = True) -> BuildResult:
+    """Build the dataset folder ``out_dir`` from the shards under ``shards_root``.
+
+    Writes into a temporary sibling folder, validates it by loading every config back with
+    ``datasets.load_dataset``, then swaps it into place, so a crash never leaves a half-written release.
+    Building twice from the same shards gives byte-identical files. An optional ``release.json`` beside the
+    task folders sets card fields (``pretty_name``, ``description``, ``license``, ``tags``, ``repo_id``,
+    ``analysis``).
+    """
+    shards_root, out_dir = Path(shards_root), Path(out_dir)
+    tasks = sorted(p.parent.name for p in shards_root.glob("*/task.json"))
+    if not tasks:
+        raise ShardError(f"{shards_root}: no task folders (expected <task>/task.json)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.building-"))
+    try:
+        manifest = _write_release(shards_root, tasks, staging, progress)
+        from .validate import load_back
+
+        load_back(staging, manifest)
+        backup = out_dir.with_name(f".{out_dir.name}.previous")
+        if out_dir.exists():
+            shutil.rmtree(backup, ignore_errors=True)
+            out_dir.rename(backup)
+        staging.rename(out_dir)
+        shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    n_runs = sum(len(t["runs"]) for t in manifest["tasks"].values())
+    n_rows = sum(f["rows"] for p, f in manifest["files"].items() if p.startswith("data/"))
+    return BuildResult(out_dir, n_runs, n_rows, manifest)
+
+
+def _write_release(shards_root: Path, tasks: list[str], out: Path, progress: bool) -> dict:
+    run_rows: list[dict] = []
+    task_entries: dict[str, dict] = {}
+    for task in tasks:
+        info, instances = read_task(shards_root, task)
+        per_size: dict[str, list[pa.Table]] = defaultdict(list)
+        metas: list[RunMeta] = []
+        pairs = list(iter_shards(shards_root, task))
+        if not pairs:
+            raise ShardError(f"{shards_root / task}: no complete shards under runs/")
+        for parquet_path, json_path in tqdm(pairs, desc=f"reading {task} shards", disable=not progress):
+            meta, table = read_shard(parquet_path, json_path, info, instances)
+            metas.append(meta)
+            per_size[meta.size].append(table)
+            run_rows.extend(_run_rows(meta, table))
+        grid = _grid(metas)
+        for eval_set in info.eval_sets:
+            for size in grid:
+                table = _sorted_predictions(per_size[size], instances, eval_set)
+                if table.num_rows:
+                    write_parquet(table, out / schema.predictions_path(task, eval_set, size))
+        write_parquet(instances, out / schema.instances_path(task))
+        task_entries[task] = _task_entry(info, instances, grid, metas)
+    runs = pa.Table.from_pylist(sorted(run_rows, key=lambda r: (r["task"], r["run_id"])), schema=schema.RUNS)
+    write_parquet(runs, out / schema.RUNS_PATH)
+
+    files = {}
+    for path in sorted(out.rglob("*.parquet")):
+        rel = path.relative_to(out).as_posix()
+        files[rel] = {"sha256": sha256_file(path), "rows": pq.ParquetFile(path).metadata.num_rows,
+                      "bytes": path.stat().st_size}
+    manifest = {"format_version": schema.FORMAT_VERSION, "built_with": f"instdecay {__version__}",
+                "tasks": task_entries, "files": files}
+    write_text(out / schema.MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=card_meta_from(shards_root / "release.json")))
+    return manifest
+
+
+def _task_entry(info: TaskInfo, instances: pa.Table, grid: dict, metas: list[RunMeta]) -> dict:
+    sets, counts = np.unique(instances.column("eval_set").to_numpy(zero_copy_only=False), return_counts=True)
+    count = dict(zip(sets.tolist(), counts.tolist()))
+    return {
+        "label_names": list(info.label_names),
+        "collapsed_labels": {k: list(v) for k, v in info.collapsed_labels.items()},
+        "eval_sets": {s: count.get(s, 0) for s in info.eval_sets},
+        "sizes": list(grid),  # smallest to largest (by parameter count); JSON objects are key-sorted
+        "grid": grid,
+        "runs": sorted(m.name for m in metas),
+    }

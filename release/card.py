@@ -1,0 +1,132 @@
+"""Fill the dataset card template (`dataset_card.md` at the top level) with a release's statistics."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from string import Template
+
+import numpy as np
+import pyarrow as pa
+import yaml
+
+from ..loaders import schema
+
+DEFAULT_REPO_ID = "instdecay/predictions"
+# The 2021 design: 5 sizes x 10 pretraining x 5 finetuning seeds x 4 checkpoints on ~200k instances in all.
+FULL_SCALE_ROWS = 5 * 10 * 5 * 4 * 200_000
+
+
+def configs(manifest: dict) -> list[dict]:
+    """The YAML ``configs`` list: one predictions config per task (default: the first), runs, instances."""
+    out = []
+    for k, (task, entry) in enumerate(sorted(manifest["tasks"].items())):
+        splits = [{"split": eval_set, "path": f"data/{task}/{eval_set}/*.parquet"}
+                  for eval_set in entry["eval_sets"]
+                  if any(p.startswith(f"data/{task}/{eval_set}/") for p in manifest["files"])]
+        config = {"config_name": task, "data_files": splits}
+        if k == 0:
+            config["default"] = True
+        out.append(config)
+    out.append({"config_name": "runs", "data_files": [{"split": "train", "path": schema.RUNS_PATH}]})
+    out.append({"config_name": "instances", "data_files": [
+        {"split": task, "path": schema.instances_path(task)} for task in sorted(manifest["tasks"])]})
+    return out
+
+
+def _md_table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _size_category(n_rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                        (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")):
+        if n_rows < limit:
+            return name
+    return "n>1B"
+
+
+def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None) -> str:
+    """The card text: YAML header (configs, metadata) and the template's sections filled in.
+
+    ``meta`` may set ``pretty_name``, ``description``, ``license``, ``tags``, ``repo_id`` and ``analysis``
+    (Markdown placed after the accuracy table).
+    """
+    meta = dict(meta or {})
+    tasks = manifest["tasks"]
+    pred_files = {p: f for p, f in manifest["files"].items() if p.startswith("data/")}
+    n_rows = sum(f["rows"] for f in pred_files.values())
+    n_bytes = sum(f["bytes"] for f in pred_files.values())
+    header = {
+        "pretty_name": meta.get("pretty_name", "instdecay instance-level predictions"),
+        "license": meta.get("license", "other"),
+        "language": ["en"],
+        "task_categories": ["text-classification"],
+        "size_categories": [_size_category(n_rows)],
+        "tags": meta.get("tags", ["instance-level-evaluation", "seed-variance", "model-scaling"]),
+        "configs": configs(manifest),
+    }
+
+    grid_rows, n_runs, n_instances = [], 0, 0
+    for task, entry in sorted(tasks.items()):
+        n_instances += sum(entry["eval_sets"].values())
+        for size in entry["sizes"]:
+            g = entry["grid"][size]
+            n_runs += g["n_runs"] * len(g["checkpoints"])
+            grid_rows.append([task, size, g["family"], f"{g['n_params']:,}", len(g["pretrain_seeds"]),
+                              len(g["finetune_seeds"]), len(g["checkpoints"]), g["n_runs"]])
+    summary = _md_table(
+        ["task", "evaluation sets (instances)", "labels"],
+        [[t, ", ".join(f"`{s}` ({n:,})" for s, n in e["eval_sets"].items()), ", ".join(e["label_names"])]
+         for t, e in sorted(tasks.items())])
+    summary += (f"\n\n{n_runs:,} runs (checkpoints of finetuning runs), {n_instances:,} evaluation instances, "
+                f"{n_rows:,} prediction rows in {len(pred_files)} parquet files ({n_bytes / 2**20:.1f} MiB).")
+
+    acc_rows = _accuracy_rows(runs, manifest)
+    per_row = n_bytes / max(n_rows, 1)
+    full_scale = (f"This release stores {per_row:.1f} bytes per prediction row (zstd parquet, float32 "
+                  f"probabilities). At the 2021 paper's full scale (3 tasks, 5 sizes × 10 pretraining × 5 "
+                  f"finetuning seeds × 4 checkpoints, ~200k evaluation instances in all: {FULL_SCALE_ROWS / 1e6:.0f}M "
+                  f"rows) that is about {per_row * FULL_SCALE_ROWS / 2**30:.1f} GiB, in 3 × ~3 evaluation sets × "
+                  f"5 sizes ≈ 45 files of a few hundred MB at most: far below the Hub's per-folder file limit.")
+    default_config = header["configs"][0]["config_name"]
+    fields = {
+        "yaml_header": yaml.safe_dump(header, sort_keys=False, allow_unicode=True).strip(),
+        "pretty_name": header["pretty_name"],
+        "built_with": manifest["built_with"],
+        "format_version": manifest["format_version"],
+        "description": meta.get("description", ""),
+        "summary": summary,
+        "grid_table": _md_table(["task", "size", "family", "parameters", "pretraining seeds", "finetuning seeds",
+                                 "checkpoints", "finetuning runs"], grid_rows),
+        "accuracy_table": _md_table(["task", "size", "evaluation set", "accuracy", "std over runs", "runs"], acc_rows),
+        "analysis": meta.get("analysis", ""),
+        "repo_id": meta.get("repo_id", DEFAULT_REPO_ID),
+        "default_config": default_config,
+        "full_scale": full_scale,
+    }
+    template = files("instdecay").joinpath("dataset_card.md").read_text(encoding="utf-8")
+    return Template(template).substitute(fields)
+
+
+def _accuracy_rows(runs: pa.Table, manifest: dict) -> list[list[object]]:
+    rows = []
+    records = runs.to_pylist()
+    for task, entry in sorted(manifest["tasks"].items()):
+        for size in entry["sizes"]:
+            g = entry["grid"][size]
+            last = max(g["checkpoints"])
+            selected = [r for r in records if r["task"] == task and r["size"] == size and r["checkpoint"] == last]
+            for eval_set in entry["eval_sets"]:
+                acc = np.array([a["accuracy"] for r in selected for a in r["accuracy"] if a["eval_set"] == eval_set])
+                if acc.size:
+                    std = f"{acc.std(ddof=1):.4f}" if acc.size > 1 else "–"
+                    rows.append([task, size, eval_set, f"{acc.mean():.4f}", std, acc.size])
+    return rows
+
+
+def card_meta_from(path) -> dict:
+    """Optional card metadata (``release.json`` beside the shards)."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -1,0 +1,71 @@
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from datasets import load_dataset
+
+from instdecay.release import build_release, validate_release
+from instdecay.release import build as build_module
+
+
+def test_release_loads_with_datasets_for_every_config(toy_release):
+    out, written = toy_release
+    ds = load_dataset(str(out), "toy")
+    assert set(ds) == {"validation", "heldout"}
+    n_runs = 2 * 2 * 2 * 2  # sizes x P x F x checkpoints
+    assert ds["validation"].num_rows == 15 * n_runs
+    assert load_dataset(str(out))["validation"].num_rows == 15 * n_runs  # the default config
+    runs = load_dataset(str(out), "runs", split="train")
+    assert runs.num_rows == n_runs and set(runs.column_names) >= {"run_id", "accuracy", "hyperparameters"}
+    instances = load_dataset(str(out), "instances", split="toy")
+    assert instances.num_rows == 30
+
+
+def test_layout_manifest_and_card(toy_release):
+    out, _ = toy_release
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["files"]) == {
+        "data/toy/validation/tiny.parquet", "data/toy/validation/small.parquet", "data/toy/heldout/tiny.parquet",
+        "data/toy/heldout/small.parquet", "runs/runs.parquet", "instances/toy.parquet"}
+    assert manifest["tasks"]["toy"]["grid"]["tiny"] == {
+        "family": "toy", "n_params": 1000, "pretrain_seeds": [0, 1], "finetune_seeds": [0, 1],
+        "checkpoints": [1, 2], "n_runs": 4}
+    assert manifest["tasks"]["toy"]["sizes"] == ["tiny", "small"]  # ordered by parameter count
+    card = (out / "README.md").read_text()
+    assert "config_name: toy" in card and "default: true" in card and "$" not in card.split("```")[0]
+    assert "| toy | tiny | validation |" in card
+
+
+def test_rows_of_a_run_are_contiguous_and_sorted(toy_release):
+    out, _ = toy_release
+    table = pq.read_table(out / "data/toy/validation/tiny.parquet")
+    run_ids = table.column("run_id").to_pylist()
+    changes = sum(a != b for a, b in zip(run_ids, run_ids[1:]))
+    assert changes == len(set(run_ids)) - 1
+    assert run_ids[0] == "tiny__p0__f0__c1" and run_ids[-1] == "tiny__p1__f1__c2"
+
+
+def test_build_is_byte_identical(tmp_path, toy_shards):
+    root, _ = toy_shards
+    a, b = tmp_path / "a", tmp_path / "b"
+    build_release(root, a, progress=False)
+    build_release(root, b, progress=False)
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def test_crash_mid_build_leaves_the_previous_release(tmp_path, toy_shards, monkeypatch):
+    root, _ = toy_shards
+    out = tmp_path / "release"
+    build_release(root, out, progress=False)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash while writing")
+
+    monkeypatch.setattr(build_module, "render_card", crash)
+    with pytest.raises(RuntimeError):
+        build_release(root, out, progress=False)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    assert validate_release(out) == []
