@@ -72,6 +72,42 @@ def _import_2021(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_run(args: argparse.Namespace) -> int:
+    from .generate.finetune import run_finetune
+    from .generate.spec import load_spec
+
+    size, p, f = _parse_run(args.run)
+    path = run_finetune(load_spec(args.spec), size, p, f, device=args.device)
+    print(f"wrote {path}")
+    return 0
+
+
+def _parse_run(run: str) -> tuple[str, int, int]:
+    import re
+
+    m = re.fullmatch(r"(?P<size>.+)__p(?P<p>-?\d+)__f(?P<f>-?\d+)", run)
+    if not m:
+        raise ValueError(f"--run: expected <size>__p<pretrain seed>__f<finetune seed>, e.g. L2-H128__p0__f1; found {run!r}")
+    return m["size"], int(m["p"]), int(m["f"])
+
+
+def _generate_pretrain(args: argparse.Namespace) -> int:
+    from .generate.pretrain import pretrain
+    from .generate.spec import load_spec
+
+    print(f"wrote {pretrain(load_spec(args.spec), args.size, args.seed)}")
+    return 0
+
+
+def _generate_grid(args: argparse.Namespace) -> int:
+    from .generate.grid import run_grid, summary
+
+    outcomes = run_grid(args.spec, executor=args.executor, workers=args.workers, device=args.device,
+                        ray_address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+    print(summary(outcomes))
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instdecay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("shards", help="shard folder to write into")
     imp.add_argument("--task", help="task name (default: the folder name, e.g. sst2)")
     imp.set_defaults(func=_import_2021)
+    run = gsub.add_parser("run", help="finetune one run of a spec and write its shard")
+    run.add_argument("spec", help="experiment spec (YAML)")
+    run.add_argument("--run", required=True, help="<size>__p<pretrain seed>__f<finetune seed>")
+    run.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    run.set_defaults(func=_generate_run)
+    pre = gsub.add_parser("pretrain", help="pretrain one size/seed of a spec from scratch (masked LM)")
+    pre.add_argument("spec")
+    pre.add_argument("--size", required=True)
+    pre.add_argument("--seed", type=int, required=True)
+    pre.set_defaults(func=_generate_pretrain)
+    grid = gsub.add_parser("grid", help="run every unfinished job of a spec (resumable)")
+    grid.add_argument("spec")
+    grid.add_argument("--executor", choices=["local", "process", "ray"], default="local")
+    grid.add_argument("--workers", type=int, default=1, help="processes (process) or local Ray CPUs (ray)")
+    grid.add_argument("--device", help="torch device for every run")
+    grid.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local one)")
+    grid.add_argument("--num-cpus", type=float, default=1, help="Ray CPUs per run (default: %(default)s)")
+    grid.add_argument("--num-gpus", type=float, default=0, help="Ray GPUs per run (default: %(default)s)")
+    grid.set_defaults(func=_generate_grid)
     return parser
 
 

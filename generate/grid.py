@@ -1,0 +1,161 @@
+"""`generate grid`: enumerate every run of a spec, skip finished ones, run the rest on an executor.
+
+A finetuning run is finished when its shard (parquet + metadata) exists and validates; a pretraining job when
+its model folder carries the completion marker. Both are written atomically, so after a crash or ``kill -9``
+nothing finished is redone and nothing half-written is trusted. Pretraining jobs run first; a failed job is
+reported and retried on the next invocation without stopping the others.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tqdm.auto import tqdm
+
+from ..release.shards import ShardError, read_shard, read_task, shard_paths
+from .spec import Spec, load_spec
+
+Executor = Literal["local", "process", "ray"]
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: Literal["pretrain", "finetune"]
+    size: str
+    pretrain_seed: int
+    finetune_seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        if self.kind == "pretrain":
+            return f"pretrain {self.size} seed {self.pretrain_seed}"
+        return f"{self.size}__p{self.pretrain_seed}__f{self.finetune_seed}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job: Job
+    status: Literal["done", "skipped", "failed"]
+    detail: str = ""
+
+
+def jobs(spec: Spec) -> list[Job]:
+    out = [Job("pretrain", s.name, p.seed) for s in spec.sizes for p in s.pretrained if p.pretrain is not None]
+    out += [Job("finetune", s.name, p.seed, f) for s in spec.sizes for p in s.pretrained for f in spec.finetune_seeds]
+    return out
+
+
+def is_finished(spec: Spec, job: Job) -> bool:
+    from .pretrain import DONE_MARKER
+
+    size = spec.size(job.size)
+    if job.kind == "pretrain":
+        p = next(p for p in size.pretrained if p.seed == job.pretrain_seed)
+        return (Path(spec.pretrained_path(size, p)) / DONE_MARKER).exists()
+    from ..release.shards import RunMeta
+
+    meta_stub = RunMeta(spec.task.name, size.family, size.name, 0, "", job.pretrain_seed, job.finetune_seed, ())
+    parquet, meta_json = shard_paths(spec.output, meta_stub)
+    if not meta_json.exists():
+        return False
+    try:
+        info, instances = read_task(spec.output, spec.task.name)
+        meta, _ = read_shard(parquet, meta_json, info, instances)
+    except ShardError:
+        return False
+    return meta.spec_hash == spec.hash and len(meta.checkpoints) == len(size.hyperparameters.checkpoints)
+
+
+def execute(spec_path: str, job: Job, device: str | None = None) -> str:
+    """Run one job in this process (also the entry point of process-pool and Ray workers)."""
+    spec = load_spec(spec_path)
+    if job.kind == "pretrain":
+        from .pretrain import pretrain
+
+        return str(pretrain(spec, job.size, job.pretrain_seed, progress=False))
+    from .finetune import run_finetune
+
+    return str(run_finetune(spec, job.size, job.pretrain_seed, job.finetune_seed, device=device, progress=False))
+
+
+def _safe(spec_path: str, job: Job, device: str | None) -> Outcome:
+    try:
+        return Outcome(job, "done", execute(spec_path, job, device))
+    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the others
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return Outcome(job, "failed", last)
+
+
+def _run_batch(spec_path: str, batch: list[Job], executor: Executor, workers: int, device: str | None,
+               ray_address: str | None, num_cpus: float, num_gpus: float, on_done: Callable[[Outcome], None]) -> None:
+    if executor == "local":
+        for job in batch:
+            on_done(_safe(spec_path, job, device))
+    elif executor == "process":
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_safe, spec_path, job, device) for job in batch]
+            for future in as_completed(futures):
+                on_done(future.result())
+    elif executor == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=ray_address, num_cpus=None if ray_address else workers, include_dashboard=False,
+                     log_to_driver=False)
+        remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_safe)
+        pending = {remote.remote(spec_path, job, device): job for job in batch}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                pending.pop(ref)
+                on_done(ray.get(ref))
+    else:
+        raise ValueError(f"executor: expected 'local', 'process' or 'ray', found {executor!r}")
+
+
+def run_grid(spec_path: str | Path, *, executor: Executor = "local", workers: int = 1, device: str | None = None,
+             ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
+             progress: bool = True) -> list[Outcome]:
+    """Run every unfinished job of the spec; return one outcome per job (done, skipped or failed)."""
+    spec_path = str(spec_path)
+    spec = load_spec(spec_path)
+    all_jobs = jobs(spec)
+    outcomes = [Outcome(j, "skipped", "already finished") for j in all_jobs if is_finished(spec, j)]
+    skipped = {o.job for o in outcomes}
+    bar = tqdm(total=len(all_jobs), initial=len(skipped), desc=f"grid {spec.name}", disable=not progress)
+
+    def record(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        bar.update(1)
+        bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes))
+
+    for kind in ("pretrain", "finetune"):
+        batch = [j for j in all_jobs if j.kind == kind and j not in skipped]
+        if kind == "finetune":  # a run whose pretrained model failed cannot start
+            failed = {(o.job.size, o.job.pretrain_seed) for o in outcomes if o.status == "failed"}
+            for j in [j for j in batch if (j.size, j.pretrain_seed) in failed]:
+                record(Outcome(j, "failed", "its pretraining job failed"))
+            batch = [j for j in batch if (j.size, j.pretrain_seed) not in failed]
+        _run_batch(spec_path, batch, executor, workers, device, ray_address, num_cpus, num_gpus, record)
+    bar.close()
+    order = {j: k for k, j in enumerate(all_jobs)}
+    return sorted(outcomes, key=lambda o: order[o.job])
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """A table of the outcomes: counts, then every failure with its reason."""
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
+    lines = [f"runs: {counts['done']} done, {counts['skipped']} skipped (already finished), {counts['failed']} failed"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        width = max(len(o.job.name) for o in failed)
+        lines.append(f"{'failed job':<{width}}  reason")
+        lines += [f"{o.job.name:<{width}}  {o.detail}" for o in failed]
+        lines.append("failed jobs are retried on the next invocation")
+    return "\n".join(lines)
