@@ -34,7 +34,7 @@ def _report(args: argparse.Namespace) -> int:
 def _release_build(args: argparse.Namespace) -> int:
     from .release import build_release
 
-    result = build_release(args.shards, args.out)
+    result = build_release(args.shards, args.out, include_text=not args.no_text, analysis=not args.no_analysis)
     print(f"built {result.out_dir}: {result.n_runs} finetuning runs, {result.n_rows:,} prediction rows, "
           f"{len(result.manifest['files'])} parquet files; loaded back with datasets.load_dataset")
     return 0
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     build = rsub.add_parser("build", help="collect per-run shards into the Hub layout (parquet + card + manifest)")
     build.add_argument("shards", help="shard folder (<task>/task.json, <task>/runs/<size>/*.parquet + *.json)")
     build.add_argument("out", help="release folder to write (replaced atomically)")
+    build.add_argument("--no-text", action="store_true",
+                       help="leave instance text out (third-party text); ids, labels and instance_hash stay")
+    build.add_argument("--no-analysis", action="store_true", help="do not add the paper's analyses to the card")
     build.set_defaults(func=_release_build)
     validate = rsub.add_parser("validate", help="check a release folder: hashes, grid, schema, duplicates")
     validate.add_argument("folder")

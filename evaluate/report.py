@@ -56,7 +56,7 @@ def bounds_matrix(report: LadderReport, kind: str = "") -> pd.DataFrame:
     return m
 
 
-def _tables(report: LadderReport) -> dict[str, pd.DataFrame]:
+def report_tables(report: LadderReport) -> dict[str, pd.DataFrame]:
     unbiased = report.decomposition[report.decomposition["estimator"] == "unbiased"].drop(columns="estimator")
     if not unbiased.empty and unbiased["checkpoint_var"].isna().all():
         unbiased = unbiased.drop(columns="checkpoint_var")
@@ -79,7 +79,7 @@ def _tables(report: LadderReport) -> dict[str, pd.DataFrame]:
 def format_report(report: LadderReport) -> str:
     """Plain-text tables for the console."""
     parts = [report.description, f"{report.n_instances} instances, sizes: {', '.join(report.sizes)}", ""]
-    for title, df in _tables(report).items():
+    for title, df in report_tables(report).items():
         if df.empty:
             continue
         parts += [title, df.to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]
@@ -136,7 +136,7 @@ def write_report(report: LadderReport, out_dir: str | Path) -> list[Path]:
     plots = _plot_files(report, out)
     md = [f"# Instance-level analysis\n\n{report.description}\n",
           f"{report.n_instances} instances; sizes (smallest to largest): {', '.join(report.sizes)}.\n"]
-    for title, df in _tables(report).items():
+    for title, df in report_tables(report).items():
         if not df.empty:
             md += [f"## {title}\n", markdown_table(df), ""]
     md += ["## Plots\n", *[f"![{p}]({p})\n" for p in plots]]

@@ -176,6 +176,16 @@ class _Reader:
 
 
 def _path(base: Path, value: str | None) -> str | None:
+    """Resolve a path relative to the spec's folder; ``package:<module>/<sub/path>`` points inside an installed
+    Python package (e.g. a model shipped on PyPI); anything else that does not exist is kept (a Hub id)."""
+    if value is not None and value.startswith("package:"):
+        from importlib.resources import files
+
+        module, _, sub = value[len("package:"):].partition("/")
+        try:
+            return str(files(module).joinpath(sub))
+        except ModuleNotFoundError:
+            raise SpecError(f"{value}: Python package {module!r} is not installed") from None
     if value is None or "://" in value or Path(value).is_absolute():
         return value
     candidate = base / value

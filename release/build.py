@@ -84,14 +84,25 @@ def _grid(metas: list[RunMeta]) -> dict[str, dict]:
     return grid
 
 
-def build_release(shards_root: str | Path, out_dir: str | Path, *, progress: bool = True) -> BuildResult:
+def _without_text(instances: pa.Table) -> pa.Table:
+    """Null the text columns (kept: ids, labels and instance_hash, which proves what was scored)."""
+    for column in ("text_a", "text_b"):
+        instances = instances.set_column(instances.schema.get_field_index(column), column,
+                                         pa.nulls(instances.num_rows, pa.string()))
+    return instances
+
+
+def build_release(shards_root: str | Path, out_dir: str | Path, *, include_text: bool = True,
+                  analysis: bool = True, progress: bool = True) -> BuildResult:
     """Build the dataset folder ``out_dir`` from the shards under ``shards_root``.
 
     Writes into a temporary sibling folder, validates it by loading every config back with
     ``datasets.load_dataset``, then swaps it into place, so a crash never leaves a half-written release.
     Building twice from the same shards gives byte-identical files. An optional ``release.json`` beside the
     task folders sets card fields (``pretty_name``, ``description``, ``license``, ``tags``, ``repo_id``,
-    ``analysis``).
+    ``analysis``). ``include_text=False`` leaves instance text out of the release (third-party text that may
+    not be redistributed); ids, labels and ``instance_hash`` stay. ``analysis`` adds the paper's analyses of
+    every task and evaluation set to the card (needs >= 2 sizes).
     """
     shards_root, out_dir = Path(shards_root), Path(out_dir)
     tasks = sorted(p.parent.name for p in shards_root.glob("*/task.json"))
@@ -100,7 +111,7 @@ def build_release(shards_root: str | Path, out_dir: str | Path, *, progress: boo
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.building-"))
     try:
-        manifest = _write_release(shards_root, tasks, staging, progress)
+        manifest = _write_release(shards_root, tasks, staging, include_text, analysis, progress)
         from .validate import load_back
 
         load_back(staging, manifest)
@@ -118,7 +129,8 @@ def build_release(shards_root: str | Path, out_dir: str | Path, *, progress: boo
     return BuildResult(out_dir, n_runs, n_rows, manifest)
 
 
-def _write_release(shards_root: Path, tasks: list[str], out: Path, progress: bool) -> dict:
+def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text: bool, analysis: bool,
+                   progress: bool) -> dict:
     run_rows: list[dict] = []
     task_entries: dict[str, dict] = {}
     for task in tasks:
@@ -139,7 +151,7 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, progress: boo
                 table = _sorted_predictions(per_size[size], instances, eval_set)
                 if table.num_rows:
                     write_parquet(table, out / schema.predictions_path(task, eval_set, size))
-        write_parquet(instances, out / schema.instances_path(task))
+        write_parquet(instances if include_text else _without_text(instances), out / schema.instances_path(task))
         task_entries[task] = _task_entry(info, instances, grid, metas)
     runs = pa.Table.from_pylist(sorted(run_rows, key=lambda r: (r["task"], r["run_id"])), schema=schema.RUNS)
     write_parquet(runs, out / schema.RUNS_PATH)
@@ -152,7 +164,12 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, progress: boo
     manifest = {"format_version": schema.FORMAT_VERSION, "built_with": f"instdecay {__version__}",
                 "tasks": task_entries, "files": files}
     write_text(out / schema.MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=card_meta_from(shards_root / "release.json")))
+    meta = card_meta_from(shards_root / "release.json")
+    if analysis:
+        from .analysis import analysis_markdown
+
+        meta["analysis"] = meta.get("analysis", "") + analysis_markdown(out, manifest, progress=progress)
+    write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=meta))
     return manifest
 
 

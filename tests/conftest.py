@@ -53,6 +53,12 @@ def write_toy_shards(root, task="toy", sizes=(("tiny", 1000), ("small", 5000)), 
 
 
 @pytest.fixture
+def shard_writer():
+    """The ``write_toy_shards`` helper, for tests that need a variant of the toy shards."""
+    return write_toy_shards
+
+
+@pytest.fixture
 def toy_shards(tmp_path):
     root = tmp_path / "shards"
     return root, write_toy_shards(root)

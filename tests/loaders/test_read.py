@@ -45,11 +45,9 @@ def test_tensor_feeds_the_statistics(toy_release):
     assert decay_bounds(tiny.values, small.values, n_boot=10).n_instances == 15
 
 
-def test_missing_runs_raise_or_are_masked(tmp_path):
-    from conftest import write_toy_shards
-
+def test_missing_runs_raise_or_are_masked(tmp_path, shard_writer):
     root = tmp_path / "shards"
-    write_toy_shards(root, skip={("tiny", 1, 0)})
+    shard_writer(root, skip={("tiny", 1, 0)})
     build_release(root, tmp_path / "out", progress=False)
     with pytest.raises(ValueError, match=r"2 run\(s\) missing or incomplete, e.g. tiny__p1__f0__c1, tiny__p1__f0__c2"):
         load_tensor(tmp_path / "out", "toy", "validation", "tiny")

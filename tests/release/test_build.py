@@ -69,3 +69,17 @@ def test_crash_mid_build_leaves_the_previous_release(tmp_path, toy_shards, monke
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
     assert validate_release(out) == []
+
+
+def test_release_without_text_keeps_hashes_and_card_has_the_analyses(tmp_path, toy_shards):
+    from instdecay.cli import main
+    from instdecay.loaders import load_instances
+
+    root, _ = toy_shards
+    assert main(["release", "build", str(root), str(tmp_path / "out"), "--no-text"]) == 0
+    inst = load_instances(tmp_path / "out", "toy")
+    assert inst["text_a"].isna().all() and inst["instance_hash"].str.len().eq(64).all()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "## Analyses" in card and "### toy / validation (15 instances)" in card and "tiny → small" in card
+    assert "![ECDF of instance differences, tiny vs small](figures/cdf_toy_validation.png)" in card
+    assert (tmp_path / "out" / "figures" / "cdf_toy_validation.png").read_bytes()[:4] == b"\x89PNG"

@@ -18,11 +18,9 @@ def test_tampered_file_fails_its_hash(toy_release):
                                      "(file changed or corrupted)"]
 
 
-def test_incomplete_grid_names_the_missing_runs(tmp_path):
-    from conftest import write_toy_shards  # noqa: PLC0415 (the shared helper)
-
+def test_incomplete_grid_names_the_missing_runs(tmp_path, shard_writer):
     root = tmp_path / "shards"
-    write_toy_shards(root, skip={("tiny", 1, 1)})
+    shard_writer(root, skip={("tiny", 1, 1)})
     build_release(root, tmp_path / "out", progress=False)
     problems = validate_release(tmp_path / "out")
     assert "data/toy/validation/tiny.parquet: grid incomplete, missing 2 run(s): tiny__p1__f1__c1, tiny__p1__f1__c2" in problems
