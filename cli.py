@@ -15,20 +15,43 @@ from . import __version__
 def _report(args: argparse.Namespace) -> int:
     from .evaluate.ladder import analyze_ladder
     from .evaluate.report import format_report, write_report
-    from .evaluate.simulate import simulate
 
-    sim = simulate(n_instances=args.instances, n_pretrain=10, n_finetune=5, seed=args.seed)
-    description = (
-        f"SIMULATED ladder (instdecay.evaluate.simulate, seed {args.seed}): 5 sizes x 10 pretraining x 5 "
-        f"finetuning seeds on {args.instances} instances, with known ground truth. True decaying fraction "
-        f"{sim.sizes[0]} -> {sim.sizes[-1]}: {sim.true_decay(sim.sizes[0], sim.sizes[-1]):.4f}; "
-        f"true improving fraction: {sim.true_improve(sim.sizes[0], sim.sizes[-1]):.4f}."
-    )
-    report = analyze_ladder(sim.scores, n_boot=args.n_boot, seed=args.seed, description=description)
-    print(format_report(report))
-    written = write_report(report, args.out)
-    print(f"wrote {len(written)} files to {Path(args.out).resolve()}: {', '.join(p.name for p in written)}")
+    out = Path(args.out)
+    for name, ladder, description in _ladders(args):
+        report = analyze_ladder(ladder, n_boot=args.n_boot, seed=args.seed, description=description)
+        print(format_report(report))
+        folder = out / name if name else out
+        written = write_report(report, folder)
+        print(f"wrote {len(written)} files to {folder.resolve()}: {', '.join(p.name for p in written)}\n")
     return 0
+
+
+def _ladders(args: argparse.Namespace):
+    """(sub-folder, {size: scores}, description) for the simulated ladder or each split of a reference."""
+    if args.simulated:
+        from .evaluate.simulate import simulate
+
+        sim = simulate(n_instances=args.instances, n_pretrain=10, n_finetune=5, seed=args.seed)
+        first, last = sim.sizes[0], sim.sizes[-1]
+        yield "", sim.scores, (
+            f"SIMULATED ladder (instdecay.evaluate.simulate, seed {args.seed}): 5 sizes x 10 pretraining x 5 "
+            f"finetuning seeds on {args.instances} instances, with known ground truth. True decaying fraction "
+            f"{first} -> {last}: {sim.true_decay(first, last):.4f}; true improving fraction: "
+            f"{sim.true_improve(first, last):.4f}.")
+        return
+    from .loaders import DEFAULT_REFERENCE, load_tensor, read_manifest, resolve
+
+    source = args.reference or DEFAULT_REFERENCE
+    folder = resolve(source, args.revision)
+    manifest = read_manifest(folder)
+    for task, entry in sorted(manifest["tasks"].items()):
+        for split in args.split or list(entry["eval_sets"]):
+            ladder = {size: load_tensor(folder, task, split, size).values for size in entry["sizes"]}
+            grid = entry["grid"][entry["sizes"][0]]
+            yield f"{task}_{split}", ladder, (
+                f"Reference {source} — task {task}, evaluation set {split}: sizes {', '.join(entry['sizes'])}, "
+                f"{len(grid['pretrain_seeds'])} pretraining x {len(grid['finetune_seeds'])} finetuning seeds x "
+                f"{len(grid['checkpoints'])} checkpoints (analyses use the last checkpoint; the decomposition uses all).")
 
 
 def _release_build(args: argparse.Namespace) -> int:
@@ -115,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     report = sub.add_parser("report", help="run the paper's analyses on a ladder and write a Markdown/JSON/PNG report")
+    report.add_argument("--reference", help="dataset folder or Hub id (default: the shipped CPU-scale SST-2 ladder)")
+    report.add_argument("--revision", help="Hub revision (tag or commit) of --reference")
+    report.add_argument("--split", action="append", help="evaluation set(s) to analyse (default: all)")
+    report.add_argument("--simulated", action="store_true", help="analyse a simulated ladder with known truth instead")
     report.add_argument("--out", default="instdecay-report", help="output folder (default: %(default)s)")
     report.add_argument("--instances", type=int, default=5000, help="simulated instances (default: %(default)s)")
     report.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for LCBs (default: %(default)s)")

@@ -5,6 +5,7 @@ The dataset's format is declared in :mod:`instdecay.loaders.schema`: long ``pred
 ``manifest.json`` and a dataset card whose YAML ``configs:`` make ``datasets.load_dataset`` work directly.
 """
 
-from .read import Tensor, load_instances, load_predictions, load_tensor, read_manifest, resolve
+from .read import DEFAULT_REFERENCE, Tensor, load_instances, load_predictions, load_tensor, read_manifest, resolve
 
-__all__ = ["Tensor", "load_instances", "load_predictions", "load_tensor", "read_manifest", "resolve"]
+__all__ = ["DEFAULT_REFERENCE", "Tensor", "load_instances", "load_predictions", "load_tensor", "read_manifest",
+           "resolve"]

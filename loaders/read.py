@@ -16,6 +16,8 @@ import pyarrow.dataset as pads
 
 from . import schema
 
+DEFAULT_REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "sst2-cpu"
+
 
 def resolve(source: str | Path, revision: str | None = None, patterns: Sequence[str] | None = None) -> Path:
     """A local folder as is; otherwise a Hub dataset id, downloaded (only ``patterns``) into the HF cache."""
@@ -110,13 +112,23 @@ def load_predictions(
     return table.to_pandas()
 
 
-def load_instances(source: str | Path, task: str, split: str | None = None, *, revision: str | None = None) -> pd.DataFrame:
-    """The instances table of a task (one evaluation set if ``split`` is given), in the dataset's order."""
+def load_instances(source: str | Path, task: str, split: str | None = None, *, revision: str | None = None,
+                   glue_dir: str | Path | None = None) -> pd.DataFrame:
+    """The instances table of a task (one evaluation set if ``split`` is given), in the dataset's order.
+
+    ``glue_dir``: a local GLUE folder (``<glue_dir>/sst2/train.tsv`` ...) to join the text from when the release
+    ships without it; every joined row is checked against its ``instance_hash``.
+    """
     folder = resolve(source, revision, None if Path(source).is_dir() else [schema.instances_path(task)])
     _task_entry(read_manifest(folder), task, split)
     table = pads.dataset(str(folder / schema.instances_path(task)), format="parquet").to_table(
         filter=None if split is None else pc.field("eval_set") == split)
-    return table.to_pandas()
+    df = table.to_pandas()
+    if glue_dir is not None and df["text_a"].isna().any():
+        from .glue import join_glue_text
+
+        df = join_glue_text(df, glue_dir, task)
+    return df
 
 
 @dataclass(frozen=True)

@@ -40,14 +40,14 @@ def test_write_report_files(tmp_path, ladder_report):
 
 
 def test_cli_report_runs_end_to_end(tmp_path, capsys):
-    assert main(["report", "--out", str(tmp_path), "--instances", "300", "--n-boot", "20"]) == 0
+    assert main(["report", "--simulated", "--out", str(tmp_path), "--instances", "300", "--n-boot", "20"]) == 0
     out = capsys.readouterr().out
     assert "SIMULATED ladder" in out and "Decay / improve lower bounds" in out
     assert (tmp_path / "report.md").exists()
 
 
 def test_cli_user_error_is_one_line(capsys):
-    assert main(["report", "--instances", "0"]) == 2
+    assert main(["report", "--simulated", "--instances", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("instdecay report: error:") and "\n" not in err
 
@@ -56,3 +56,17 @@ def test_cli_help_lists_subcommands(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
     assert exc.value.code == 0 and "report" in capsys.readouterr().out
+
+
+def test_cli_report_on_a_reference_folder(tmp_path, toy_release, capsys):
+    out, _ = toy_release
+    assert main(["report", "--reference", str(out), "--split", "validation", "--n-boot", "20",
+                 "--out", str(tmp_path / "rep")]) == 0
+    printed = capsys.readouterr().out
+    assert "task toy, evaluation set validation" in printed and "tiny" in printed
+    assert (tmp_path / "rep" / "toy_validation" / "report.json").exists()
+
+
+def test_cli_report_on_a_missing_reference(tmp_path, capsys):
+    assert main(["report", "--reference", str(tmp_path / "nope" / "deeper")]) == 2
+    assert "neither a dataset folder nor a Hub dataset id" in capsys.readouterr().err
