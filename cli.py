@@ -57,7 +57,8 @@ def _ladders(args: argparse.Namespace):
 def _release_build(args: argparse.Namespace) -> int:
     from .release import build_release
 
-    result = build_release(args.shards, args.out, include_text=not args.no_text, analysis=not args.no_analysis)
+    result = build_release(args.shards, args.out, include_text=not args.no_text, analysis=not args.no_analysis,
+                           card_meta=args.card)
     print(f"built {result.out_dir}: {result.n_runs} finetuning runs, {result.n_rows:,} prediction rows, "
           f"{len(result.manifest['files'])} parquet files; loaded back with datasets.load_dataset")
     return 0
@@ -131,6 +132,54 @@ def _generate_grid(args: argparse.Namespace) -> int:
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
+def _metadata_flags(args: argparse.Namespace) -> dict[str, object]:
+    return {"model": args.model, "task": args.task, "split": args.split, "params": args.params,
+            "pretrained": args.pretrained, "url": args.url, "contact": args.contact}
+
+
+def _submit_validate(args: argparse.Namespace) -> int:
+    from .evaluate.submission import SubmissionError, load_submission
+    from .loaders import DEFAULT_REFERENCE
+
+    try:
+        sub = load_submission(args.submission, args.reference or DEFAULT_REFERENCE, metadata=_metadata_flags(args),
+                              revision=args.revision)
+    except SubmissionError as exc:
+        print(exc.report())
+        return 2
+    print(f"{args.submission}: valid — {sub.name}, task {sub.task}, split {sub.split}, "
+          f"{sub.correct.shape[1]} x {sub.correct.shape[2]} runs on {sub.correct.shape[0]} instances")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.compare import compare, format_comparison, write_comparison
+    from .evaluate.submission import SubmissionError, load_submission
+    from .loaders import DEFAULT_REFERENCE
+
+    reference = args.reference or DEFAULT_REFERENCE
+    try:
+        sub = load_submission(args.submission, reference, metadata=_metadata_flags(args), revision=args.revision)
+    except SubmissionError as exc:
+        print(exc.report())
+        return 2
+    c = compare(sub, reference, revision=args.revision, n_boot=args.n_boot, seed=args.seed, glue_dir=args.glue_dir)
+    print(format_comparison(c))
+    written = write_comparison(c, args.out)
+    print(f"wrote {', '.join(p.name for p in written)} to {Path(args.out).resolve()}")
+    return 0
+
+
+def _add_submission_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("submission", help="prediction file (.parquet, .csv, .jsonl) or a folder of them")
+    p.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped CPU-scale ladder)")
+    p.add_argument("--revision", help="Hub revision of --reference")
+    meta = p.add_argument_group("metadata (override submission.yaml / submission.json)")
+    for name in ("model", "task", "split", "pretrained", "url", "contact"):
+        meta.add_argument(f"--{name}")
+    meta.add_argument("--params", type=int, help="parameter count")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instdecay", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     report.set_defaults(func=_report)
 
+    submit = sub.add_parser("submit", help="check a submission of per-instance predictions")
+    ssub = submit.add_subparsers(dest="submit_command", metavar="STEP", required=True)
+    validate_sub = ssub.add_parser("validate", help="validate a submission against the reference (exit 2 on problems)")
+    _add_submission_arguments(validate_sub)
+    validate_sub.set_defaults(func=_submit_validate)
+
+    ev = sub.add_parser("evaluate", help="compare a submission with every reference size (noise-corrected)")
+    _add_submission_arguments(ev)
+    ev.add_argument("--out", default="instdecay-evaluation", help="output folder (default: %(default)s)")
+    ev.add_argument("--n-boot", type=int, default=1000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--glue-dir", help="local GLUE folder to show instance text from (checked by instance_hash)")
+    ev.set_defaults(func=_evaluate)
+
     release = sub.add_parser("release", help="build, validate and push the prediction dataset")
     rsub = release.add_subparsers(dest="release_command", metavar="STEP", required=True)
     build = rsub.add_parser("build", help="collect per-run shards into the Hub layout (parquet + card + manifest)")
@@ -156,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--no-text", action="store_true",
                        help="leave instance text out (third-party text); ids, labels and instance_hash stay")
     build.add_argument("--no-analysis", action="store_true", help="do not add the paper's analyses to the card")
+    build.add_argument("--card", help="JSON file of card fields (pretty_name, description, license, tags, repo_id); "
+                                      "default: <shards>/release.json if present")
     build.set_defaults(func=_release_build)
     validate = rsub.add_parser("validate", help="check a release folder: hashes, grid, schema, duplicates")
     validate.add_argument("folder")

@@ -93,13 +93,13 @@ def _without_text(instances: pa.Table) -> pa.Table:
 
 
 def build_release(shards_root: str | Path, out_dir: str | Path, *, include_text: bool = True,
-                  analysis: bool = True, progress: bool = True) -> BuildResult:
+                  analysis: bool = True, card_meta: str | Path | None = None, progress: bool = True) -> BuildResult:
     """Build the dataset folder ``out_dir`` from the shards under ``shards_root``.
 
     Writes into a temporary sibling folder, validates it by loading every config back with
     ``datasets.load_dataset``, then swaps it into place, so a crash never leaves a half-written release.
-    Building twice from the same shards gives byte-identical files. An optional ``release.json`` beside the
-    task folders sets card fields (``pretty_name``, ``description``, ``license``, ``tags``, ``repo_id``,
+    Building twice from the same shards gives byte-identical files. ``card_meta`` (default: ``release.json``
+    beside the task folders, if present) is a JSON file of card fields (``pretty_name``, ``description``, ``license``, ``tags``, ``repo_id``,
     ``analysis``). ``include_text=False`` leaves instance text out of the release (third-party text that may
     not be redistributed); ids, labels and ``instance_hash`` stay. ``analysis`` adds the paper's analyses of
     every task and evaluation set to the card (needs >= 2 sizes).
@@ -111,7 +111,10 @@ def build_release(shards_root: str | Path, out_dir: str | Path, *, include_text:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.building-"))
     try:
-        manifest = _write_release(shards_root, tasks, staging, include_text, analysis, progress)
+        meta_path = Path(card_meta) if card_meta else shards_root / "release.json"
+        if card_meta and not meta_path.exists():
+            raise ShardError(f"{meta_path}: card metadata file not found")
+        manifest = _write_release(shards_root, tasks, staging, include_text, analysis, meta_path, progress)
         from .validate import load_back
 
         load_back(staging, manifest)
@@ -130,7 +133,7 @@ def build_release(shards_root: str | Path, out_dir: str | Path, *, include_text:
 
 
 def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text: bool, analysis: bool,
-                   progress: bool) -> dict:
+                   meta_path: Path, progress: bool) -> dict:
     run_rows: list[dict] = []
     task_entries: dict[str, dict] = {}
     for task in tasks:
@@ -164,7 +167,7 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
     manifest = {"format_version": schema.FORMAT_VERSION, "built_with": f"instdecay {__version__}",
                 "tasks": task_entries, "files": files}
     write_text(out / schema.MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    meta = card_meta_from(shards_root / "release.json")
+    meta = card_meta_from(meta_path)
     if analysis:
         from .analysis import analysis_markdown
 

@@ -128,5 +128,13 @@ def _accuracy_rows(runs: pa.Table, manifest: dict) -> list[list[object]]:
 
 
 def card_meta_from(path) -> dict:
-    """Optional card metadata (``release.json`` beside the shards)."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    """Optional card metadata: a JSON object of card fields."""
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a JSON object of card fields")
+    return meta

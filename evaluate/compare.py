@@ -1,0 +1,215 @@
+"""`instdecay evaluate`: compare a submission with every size of the reference ladder, noise-corrected."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..loaders.read import load_instances, load_tensor, read_manifest, resolve
+from ._validate import SeedLike, check_rng
+from .decay import decay_bounds
+from .decomposition import decompose
+from .paired import paired_bootstrap
+from .report import atomic_write_text, markdown_table
+from .submission import Submission
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The comparison of one submission with a reference ladder (tables and notes, JSON-ready)."""
+
+    submission: dict[str, object]
+    accuracy: pd.DataFrame  # the submission's accuracy with a CI, and its place in the ladder
+    versus: pd.DataFrame  # one row per reference size
+    variance: dict[str, object]
+    worst_instances: pd.DataFrame
+    notes: list[str]
+    curves: dict[str, dict[str, list[float]]] = field(repr=False)
+    ladder_accuracy: pd.DataFrame = field(repr=False)
+
+    def to_dict(self) -> dict[str, object]:
+        def records(df: pd.DataFrame) -> list[dict]:
+            return json.loads(df.to_json(orient="records"))
+
+        return {"submission": self.submission, "accuracy": records(self.accuracy), "versus": records(self.versus),
+                "variance": self.variance, "worst_instances": records(self.worst_instances), "notes": self.notes,
+                "ladder_accuracy": records(self.ladder_accuracy)}
+
+
+def _accuracy_ci(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float, float]:
+    """Mean accuracy and a 95% bootstrap interval over seeds (nested) and instances (one run: instances only)."""
+    if x.shape[1] * x.shape[2] == 1:  # one run: resample instances only
+        runs = x[:, 0, 0]
+        draws = rng.integers(0, len(runs), (n_boot, len(runs)))
+        boot = runs[draws].mean(axis=1)
+    else:  # B - A with A = 0 is B's accuracy under the nested seed + instance multi-bootstrap
+        r = paired_bootstrap(np.zeros_like(x), x, n_boot=n_boot, seed=rng)
+        return float(x.mean()), r.ci_low, r.ci_high
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return float(x.mean()), float(low), float(high)
+
+
+def _disagreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean fraction of instances on which a run of A and a run of B differ in correctness (all run pairs)."""
+    ka, kb = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    pa, pb = ka.mean(axis=1), kb.mean(axis=1)
+    return float((pa * (1 - pb) + pb * (1 - pa)).mean())
+
+
+def compare(sub: Submission, reference: str | Path, *, revision: str | None = None, n_boot: int = 1000,
+            seed: SeedLike = 0, glue_dir: str | Path | None = None, top_k: int = 20) -> Comparison:
+    """Compare ``sub`` with each reference size on the same task and split.
+
+    For every size: accuracy difference with a multi-bootstrap interval (submission minus size), the decay and
+    improve lower bounds with the size as A and the submission as B (``decay``: fraction of instances where the
+    submission is worse), as the paper's estimate, cross-fitted and a 95% LCB, and run-level disagreement.
+    With a single run the bounds are not available (they need >= 2 runs to build the random baseline).
+    """
+    rng = check_rng(seed)
+    folder = resolve(reference, revision)
+    manifest = read_manifest(folder)
+    entry = manifest["tasks"][sub.task]
+    x = sub.correct
+    n_runs = sub.n_runs
+    notes = []
+    if n_runs == 1:
+        notes.append("One run only: the decay/improve bounds, seed noise and the loss decomposition need >= 2 runs "
+                     "(the random baseline splits runs into halves). Reported: accuracy with an interval over "
+                     "instances, and differences against the reference that ignore the submission's seed noise.")
+    elif x.shape[1] == 1:
+        notes.append("One pretrained checkpoint: the bounds split the submission's finetuning runs, so on the "
+                     "submission's side they account for finetuning noise only; they describe this checkpoint, not "
+                     "the training recipe.")
+
+    acc, low, high = _accuracy_ci(x, n_boot, rng)
+    ladder_rows, versus_rows, curves = [], [], {}
+    tensors = {}
+    for size in entry["sizes"]:
+        ref = load_tensor(folder, sub.task, sub.split, size, checkpoints="last")
+        if not np.array_equal(ref.instance_ids, sub.instance_ids):
+            raise ValueError(f"reference {size}: instance order differs from the submission's alignment")
+        tensors[size] = ref.values.astype(np.float64)
+        runs = tensors[size].mean(axis=0).ravel()
+        ladder_rows.append({"size": size, "n_params": entry["grid"][size]["n_params"], "accuracy": float(runs.mean()),
+                            "run_std": float(runs.std(ddof=1)) if runs.size > 1 else np.nan, "runs": runs.size})
+    for size, ref in tensors.items():
+        if ref.shape == x.shape and np.array_equal(ref, x):
+            notes.append(f"The submission's runs are identical to the reference size {size}'s: the random-baseline "
+                         f"bounds assume independent runs and are meaningless for this pair.")
+        row: dict[str, object] = {"reference": size}
+        pb = paired_bootstrap(ref, x, n_boot=n_boot, seed=rng)
+        row.update({"delta_accuracy": pb.delta, "delta_ci_low": pb.ci_low, "delta_ci_high": pb.ci_high,
+                    "disagreement": _disagreement(ref, x)})
+        if n_runs >= 2:
+            b = decay_bounds(ref, x, n_boot=n_boot, seed=rng)
+            row.update({"decay": b.decay, "decay_crossfit": b.decay_crossfit, "decay_lcb": b.decay_lcb,
+                        "improve": b.improve, "improve_crossfit": b.improve_crossfit, "improve_lcb": b.improve_lcb,
+                        "noise_submission": b.noise_larger, "noise_reference": b.noise_smaller})
+            curves[size] = {"t": b.thresholds.tolist(), "difference": b.ecdf_difference.tolist(),
+                            "baseline": b.ecdf_baseline.tolist(), "decay": b.decay, "t_decay": b.decay_threshold}
+        versus_rows.append(row)
+    ladder = pd.DataFrame(ladder_rows)
+    below = ladder[ladder["accuracy"] < acc]
+    position = (f"above {below.iloc[-1]['size']}" if len(below) == len(ladder) else
+                f"between {below.iloc[-1]['size']} and {ladder.iloc[len(below)]['size']}" if len(below) else
+                f"below {ladder.iloc[0]['size']}")
+    accuracy = pd.DataFrame([{"model": sub.name, "accuracy": acc, "ci_low": low, "ci_high": high,
+                              "runs": f"{x.shape[1]} x {x.shape[2]}", "ladder_position": position}])
+
+    variance: dict[str, object] = {}
+    if x.shape[1] >= 2 and x.shape[2] >= 2:
+        variance = {"decomposition": decompose(x).to_dict()}
+    elif x.shape[2] >= 2:
+        variance = {"finetune_var": float(x[:, 0].var(axis=1, ddof=1).mean()),
+                    "note": "one pretrained checkpoint: finetuning variance only (unbiased, mean over instances)"}
+    smallest = entry["sizes"][0]
+    gap = tensors[smallest].mean(axis=(1, 2)) - x.mean(axis=(1, 2))
+    order = np.argsort(-gap, kind="stable")[:top_k]
+    instances = load_instances(folder, sub.task, sub.split, glue_dir=glue_dir)
+    worst = pd.DataFrame({"instance_id": sub.instance_ids[order],
+                          f"accuracy_{smallest}": tensors[smallest].mean(axis=(1, 2))[order],
+                          "accuracy_submission": x.mean(axis=(1, 2))[order],
+                          "label": instances["label_name"].to_numpy()[order],
+                          "text": instances["text_a"].to_numpy()[order]})
+    worst = worst[worst[f"accuracy_{smallest}"] > worst["accuracy_submission"]]
+    return Comparison(
+        submission={k: (v if isinstance(v, (str, int, float, type(None))) else str(v)) for k, v in sub.metadata.items()}
+        | {"n_pretrain": int(x.shape[1]), "n_finetune": int(x.shape[2]), "files": list(sub.files)},
+        accuracy=accuracy, versus=pd.DataFrame(versus_rows), variance=variance, worst_instances=worst, notes=notes,
+        curves=curves, ladder_accuracy=ladder)
+
+
+def format_comparison(c: Comparison) -> str:
+    lines = [f"{c.submission['model']} on {c.submission['task']} / {c.submission['split']}", *c.notes, "",
+             c.accuracy.to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]
+    cols = [k for k in ("reference", "delta_accuracy", "delta_ci_low", "delta_ci_high", "decay", "decay_crossfit",
+                        "decay_lcb", "improve", "improve_lcb") if k in c.versus.columns]
+    lines += ["versus each reference size (delta = submission - reference; decay = fraction of instances where the "
+              "submission is worse)", c.versus[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
+    return "\n".join(lines)
+
+
+def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
+    """Write ``report.json``, ``report.md`` and PNG plots (ECDFs as in the paper's Figure 4; accuracy vs size)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = []
+    if c.curves:
+        sizes = list(c.curves)
+        chosen = [sizes[0]] + ([sizes[-1]] if len(sizes) > 1 else [])
+        fig, axes = plt.subplots(1, len(chosen), figsize=(5.5 * len(chosen), 4), squeeze=False)
+        for ax, size in zip(axes[0], chosen):
+            cv = c.curves[size]
+            ax.step(cv["t"], cv["difference"], where="post", label=f"ΔAcc (submission − {size})")
+            ax.step(cv["t"], cv["baseline"], where="post", linestyle="--", label="random baseline")
+            ax.set_title(f"vs {size}: decay ≥ {cv['decay']:.3f}")
+            ax.set_xlabel("instance accuracy difference t")
+            ax.set_ylabel("fraction of instances ≤ t")
+            ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+        fig.savefig(out / "ecdf.png", dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        plots.append("ecdf.png")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    lad = c.ladder_accuracy
+    ax.errorbar(lad["n_params"], lad["accuracy"], yerr=lad["run_std"].fillna(0), marker="o", capsize=4,
+                label="reference ladder (± std over runs)")
+    a = c.accuracy.iloc[0]
+    ax.axhspan(a["ci_low"], a["ci_high"], color="C1", alpha=0.2)
+    ax.axhline(a["accuracy"], color="C1", label=f"{a['model']} (95% CI)")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_size.png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    plots.append("accuracy_vs_size.png")
+
+    md = [f"# {c.submission['model']}: instance-level comparison\n",
+          f"Task `{c.submission['task']}`, split `{c.submission['split']}`; runs: {c.accuracy.iloc[0]['runs']} "
+          f"(pretraining x finetuning seeds).\n", *[f"> {n}\n" for n in c.notes],
+          "## Accuracy\n", markdown_table(c.accuracy), "", "## Reference ladder\n", markdown_table(c.ladder_accuracy), "",
+          "## Versus each reference size\n",
+          "`delta_accuracy` = submission − reference, with a 95% multi-bootstrap interval (seeds of both and "
+          "instances, paired). `decay` lower-bounds the fraction of instances on which the submission's expected "
+          "accuracy is below the reference size's; `improve` the fraction where it is above (paper estimate, "
+          "cross-fitted, 95% one-sided LCB). The noise columns say which seed noise each side's baseline covers.\n",
+          markdown_table(c.versus), ""]
+    if c.variance:
+        md += ["## Variance\n", "```json", json.dumps(c.variance, indent=2), "```", ""]
+    md += ["## Instances most confidently worse than the smallest reference size\n",
+           markdown_table(c.worst_instances) if not c.worst_instances.empty else "None.", "",
+           "## Plots\n", *[f"![{p}]({p})\n" for p in plots]]
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    atomic_write_text(out / "report.json", json.dumps(c.to_dict(), indent=2, allow_nan=False, default=str) + "\n")
+    return [out / "report.md", out / "report.json", *(out / p for p in plots)]

@@ -1,0 +1,315 @@
+"""Submissions: a new model's per-instance predictions on one task and split of a reference dataset.
+
+Format: one file (parquet, CSV or JSONL) or a folder of them, with columns
+
+``instance_id``                      an instance of the reference split
+``pretrain_seed`` (optional, 0)      which pretrained checkpoint
+``finetune_seed``                    which finetuning run
+``checkpoint`` (optional, 0)         which checkpoint of the run (the last one is analysed)
+``pred``                             a label name or index, **or** class probabilities as
+``probs``                            a list column, **or** one ``prob_<label>`` column per label
+``instance_hash`` (optional)         checked against the reference's hash of the same instance
+
+and metadata (``model``, ``task``, ``split``, ``params``, ``pretrained``, ``url``, ``contact``) in a
+``submission.yaml`` / ``submission.json`` beside the file (or in the folder), or passed directly. Files are
+parsed as data only: nothing from a submission is executed or unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..loaders.read import load_instances, read_manifest, resolve
+
+MAX_BYTES = 2 * 2**30
+MAX_LISTED = 20
+METADATA_NAMES = ("submission.yaml", "submission.yml", "submission.json")
+METADATA_FIELDS = {"model", "task", "split", "params", "pretrained", "url", "contact", "submitted"}
+PROB_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    row: int | None  # 1-based data row (after the header), None for file-level problems
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}" + (f", row {self.row}" if self.row is not None else "")
+        return f"{where}, field {self.field!r}: {self.message}"
+
+
+class SubmissionError(ValueError):
+    """A submission failed validation; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(f"invalid submission: {shown}{more}")
+
+    def report(self) -> str:
+        lines = [str(p) for p in self.problems[:MAX_LISTED]]
+        if len(self.problems) > MAX_LISTED:
+            lines.append(f"... and {len(self.problems) - MAX_LISTED} more problem(s)")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated submission aligned with its reference split.
+
+    ``correct`` / ``prob_gold``: ``(n_instances, n_pretrain, n_finetune)`` at each run's last checkpoint, in the
+    reference's instance order (``prob_gold`` is None when only labels were submitted).
+    """
+
+    metadata: dict[str, object]
+    task: str
+    split: str
+    correct: np.ndarray
+    prob_gold: np.ndarray | None
+    pretrain_seeds: np.ndarray
+    finetune_seeds: np.ndarray
+    instance_ids: np.ndarray
+    files: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("model", "submission"))
+
+    @property
+    def n_runs(self) -> int:
+        return self.correct.shape[1] * self.correct.shape[2]
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pandas()  # Arrow data only; no pickled objects are read
+    if suffix == ".csv":
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    if suffix in (".jsonl", ".json"):
+        return pd.read_json(path, lines=True, dtype=False)
+    raise ValueError(f"{path}: unsupported file type {suffix!r}; expected .parquet, .csv or .jsonl")
+
+
+def find_files(path: str | Path) -> tuple[list[Path], Path | None]:
+    """Prediction files and the metadata file of a submission path (a file or a folder)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    folder = path if path.is_dir() else path.parent
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".parquet", ".csv", ".jsonl")) \
+        if path.is_dir() else [path]
+    if not files:
+        raise ValueError(f"{path}: no .parquet, .csv or .jsonl prediction files")
+    meta = next((folder / n for n in METADATA_NAMES if (folder / n).exists()), None)
+    return files, meta
+
+
+def read_metadata(path: Path | None, overrides: dict[str, object] | None = None) -> dict[str, object]:
+    meta: dict[str, object] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+            meta = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot read submission metadata ({str(exc).splitlines()[0]})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: expected a mapping of metadata fields")
+        unknown = set(meta) - METADATA_FIELDS
+        if unknown:
+            raise ValueError(f"{path}: unknown metadata field(s) {sorted(unknown)}; allowed: {sorted(METADATA_FIELDS)}")
+    meta.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return meta
+
+
+def _probabilities(df: pd.DataFrame, labels: list[str], name: str, problems: list[Problem]) -> np.ndarray | None:
+    """(n, C) probabilities from a ``probs`` list column or ``prob_<label>`` columns; None if absent."""
+    prob_cols = [f"prob_{label}" for label in labels]
+    if "probs" in df.columns:
+        lengths = df["probs"].map(lambda v: len(v) if isinstance(v, (list, tuple, np.ndarray)) else -1).to_numpy()
+        bad = np.flatnonzero(lengths != len(labels))
+        if bad.size:
+            problems += [Problem(name, int(r) + 1, "probs", f"expected a list of {len(labels)} probabilities "
+                                 f"({', '.join(labels)})") for r in bad]
+            return None
+        probs = np.array(df["probs"].tolist(), dtype=np.float64)
+    elif any(c.startswith("prob_") for c in df.columns):
+        missing = [c for c in prob_cols if c not in df.columns]
+        if missing:
+            problems.append(Problem(name, None, missing[0], f"missing; probability columns must be {prob_cols}"))
+            return None
+        probs = df[prob_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        return None
+    sums = probs.sum(axis=1)
+    bad = np.flatnonzero(~np.isfinite(sums) | (np.abs(sums - 1) > PROB_TOLERANCE) | (np.nan_to_num(probs, nan=-1).min(axis=1) < 0))
+    problems += [Problem(name, int(r) + 1, "probs", f"probabilities must be finite, >= 0 and sum to 1 "
+                         f"(+-{PROB_TOLERANCE}); found sum {sums[r]:.6g}") for r in bad]
+    return None if bad.size else probs
+
+
+def _labels_from_pred(values: pd.Series, labels: list[str], name: str, problems: list[Problem]) -> np.ndarray:
+    text = values.astype(str).str.strip()
+    by_name = text.map({label: k for k, label in enumerate(labels)})
+    as_int = pd.to_numeric(text, errors="coerce")
+    index_ok = as_int.notna() & (as_int == as_int.round()) & (as_int >= 0) & (as_int < len(labels))
+    pred = by_name.where(by_name.notna(), as_int.where(index_ok))
+    bad = np.flatnonzero(pred.isna().to_numpy())
+    problems += [Problem(name, int(r) + 1, "pred", f"{values.iloc[r]!r} is not a label name {labels} or index "
+                         f"0..{len(labels) - 1}") for r in bad]
+    return pred.fillna(-1).to_numpy(dtype=np.int64)
+
+
+def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[str, object] | None = None,
+                    revision: str | None = None, max_bytes: int = MAX_BYTES) -> Submission:
+    """Read and validate a submission against ``reference`` (a dataset folder or Hub id).
+
+    Raises :class:`SubmissionError` listing every problem (file, row, field): every instance present exactly
+    once per run, no unknown ids, valid label names/indices, probabilities finite and summing to ~1, at least
+    one run, hashes matching the reference's. Task and split come from the metadata (or the reference when
+    it has a single task / split).
+    """
+    files, meta_path = find_files(path)
+    total = sum(f.stat().st_size for f in files)
+    if total > max_bytes:
+        raise ValueError(f"{path}: submission is {total / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit; "
+                         f"submit the last checkpoint only or split it by run")
+    meta = read_metadata(meta_path, metadata)
+    folder = resolve(reference, revision)
+    manifest = read_manifest(folder)
+    task = str(meta.get("task") or (next(iter(manifest["tasks"])) if len(manifest["tasks"]) == 1 else ""))
+    if task not in manifest["tasks"]:
+        raise ValueError(f"{path}: metadata 'task' must be one of {sorted(manifest['tasks'])}, found {task or None!r}")
+    entry = manifest["tasks"][task]
+    split = str(meta.get("split") or (next(iter(entry["eval_sets"])) if len(entry["eval_sets"]) == 1 else ""))
+    if split not in entry["eval_sets"]:
+        raise ValueError(f"{path}: metadata 'split' must be one of {list(entry['eval_sets'])}, found {split or None!r}")
+    meta.setdefault("model", Path(path).stem if Path(path).is_file() else Path(path).name)
+    meta["task"], meta["split"] = task, split
+    labels = entry["label_names"]
+    instances = load_instances(folder, task, split)
+    ref_ids = instances["instance_id"].to_numpy()
+    gold_mask = _gold_mask(labels, entry.get("collapsed_labels", {}))[instances["label"].to_numpy()]
+
+    problems: list[Problem] = []
+    frames = []
+    for f in files:
+        try:
+            df = _read_table(f)
+        except ValueError as exc:
+            problems.append(Problem(f.name, None, "-", f"cannot parse: {str(exc).splitlines()[0]}"))
+            continue
+        frames.append(_check_file(f.name, df, labels, instances, problems))
+    if problems:
+        raise SubmissionError(problems)
+    rows = pd.concat(frames, ignore_index=True)
+    if rows.empty:
+        raise SubmissionError([Problem(Path(path).name, None, "-", "no prediction rows: at least one run is needed")])
+    return _align(rows, ref_ids, gold_mask, meta, task, split, tuple(f.name for f in files))
+
+
+def _gold_mask(labels: list[str], collapsed: dict[str, list[str]]) -> np.ndarray:
+    mask = np.eye(len(labels), dtype=bool)
+    extra = [[label in members for label in labels] for members in collapsed.values()]
+    return np.vstack([mask, np.array(extra, dtype=bool).reshape(-1, len(labels))])
+
+
+def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.DataFrame,
+                problems: list[Problem]) -> pd.DataFrame:
+    """Per-file checks; returns rows (file, row, seeds, checkpoint, instance index, pred, probs)."""
+    before = len(problems)
+    for column in ("instance_id", "finetune_seed"):
+        if column not in df.columns:
+            problems.append(Problem(name, None, column, f"required column missing; found {list(df.columns)}"))
+    probs = _probabilities(df, labels, name, problems)
+    if "pred" not in df.columns and probs is None and len(problems) == before:
+        problems.append(Problem(name, None, "pred", f"give 'pred' (label name or index), 'probs' or prob_<label> "
+                                f"columns for labels {labels}"))
+    if len(problems) > before:
+        return pd.DataFrame()
+    out = pd.DataFrame({"file": name, "row": np.arange(1, len(df) + 1)})
+    for column, default in (("pretrain_seed", 0), ("finetune_seed", None), ("checkpoint", 0)):
+        values = pd.to_numeric(df[column], errors="coerce") if column in df.columns else pd.Series(default, index=df.index)
+        bad = np.flatnonzero((values.isna() | (values != values.round())).to_numpy())
+        problems += [Problem(name, int(r) + 1, column, f"expected an integer, found {df[column].iloc[r]!r}") for r in bad]
+        out[column] = values.fillna(-1).astype(np.int64).to_numpy()
+    ids = df["instance_id"].astype(str).to_numpy()
+    position = pd.Index(instances["instance_id"]).get_indexer(ids)
+    unknown = np.flatnonzero(position < 0)
+    problems += [Problem(name, int(r) + 1, "instance_id", f"{ids[r]!r} is not an instance of the reference split")
+                 for r in unknown]
+    out["instance"] = position
+    if "instance_hash" in df.columns:
+        known = position >= 0
+        mismatch = np.flatnonzero(known & (df["instance_hash"].astype(str).to_numpy()
+                                           != instances["instance_hash"].to_numpy()[np.maximum(position, 0)]))
+        problems += [Problem(name, int(r) + 1, "instance_hash", "does not match the reference's hash of this "
+                             "instance (a different item or text)") for r in mismatch]
+    out["pred"] = probs.argmax(axis=1) if probs is not None else _labels_from_pred(df["pred"], labels, name, problems)
+    if probs is not None:
+        out["probs"] = list(probs)
+    return out
+
+
+def _align(rows: pd.DataFrame, ref_ids: np.ndarray, gold_mask: np.ndarray, meta: dict, task: str, split: str,
+           files: tuple[str, ...]) -> Submission:
+    """Keep each run's last checkpoint; place values by (instance, seeds); every run must cover every instance once."""
+    last = rows.groupby(["pretrain_seed", "finetune_seed"])["checkpoint"].transform("max")
+    rows = rows[rows["checkpoint"] == last]
+    problems: list[Problem] = []
+    dup = rows.duplicated(["pretrain_seed", "finetune_seed", "checkpoint", "instance"], keep="first")
+    problems += [Problem(r.file, int(r.row), "instance_id", f"{ref_ids[r.instance]!r} appears more than once in run "
+                         f"(pretrain_seed={r.pretrain_seed}, finetune_seed={r.finetune_seed})")
+                 for r in rows[dup].itertuples()]
+    p_seeds = np.unique(rows["pretrain_seed"])
+    f_seeds = np.unique(rows["finetune_seed"])
+    n = len(ref_ids)
+    counts = rows.groupby(["pretrain_seed", "finetune_seed"])["instance"].nunique()
+    for (p, f), c in counts.items():
+        if c != n:
+            problems.append(Problem(",".join(files), None, "instance_id", f"run (pretrain_seed={p}, finetune_seed={f}) "
+                                    f"covers {c} of the {n} instances of {split}; every run needs all of them"))
+    grid = {(p, f) for p, f in counts.index}
+    missing = [(int(p), int(f)) for p in p_seeds for f in f_seeds if (p, f) not in grid]
+    if missing:
+        problems.append(Problem(",".join(files), None, "finetune_seed", f"the seed grid has holes: no run for "
+                                f"(pretrain_seed, finetune_seed) {missing[:5]}; every pretraining seed needs the same "
+                                f"finetuning seeds"))
+    if problems:
+        raise SubmissionError(problems)
+    rows = rows[~dup]
+    i = rows["instance"].to_numpy()
+    pi = np.searchsorted(p_seeds, rows["pretrain_seed"].to_numpy())
+    fi = np.searchsorted(f_seeds, rows["finetune_seed"].to_numpy())
+    pred = rows["pred"].to_numpy()
+    correct = np.zeros((n, len(p_seeds), len(f_seeds)))
+    correct[i, pi, fi] = gold_mask[i, pred]
+    prob_gold = None
+    if "probs" in rows.columns and rows["probs"].notna().all():
+        probs = np.stack(rows["probs"].to_numpy())
+        prob_gold = np.zeros_like(correct)
+        prob_gold[i, pi, fi] = (probs * gold_mask[i]).sum(axis=1)
+    return Submission(meta, task, split, correct, prob_gold, p_seeds, f_seeds, ref_ids, files)
+
+
+def content_hash(path: str | Path) -> str:
+    """sha256 over the submission's files and metadata (names and bytes), for caching its evaluation."""
+    import hashlib
+
+    files, meta = find_files(path)
+    h = hashlib.sha256()
+    for f in [*files, *([meta] if meta else [])]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
