@@ -170,6 +170,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leaderboard_build(args: argparse.Namespace) -> int:
+    from .evaluate.leaderboard import build_leaderboard
+    from .loaders import DEFAULT_REFERENCE
+
+    board = build_leaderboard(args.submissions, args.reference or DEFAULT_REFERENCE, args.out, n_boot=args.n_boot,
+                              seed=args.seed, revision=args.revision)
+    n_sub = sum(r["kind"] == "submission" for r in board["rows"])
+    print(f"leaderboard {board['task']} / {board['split']}: {n_sub} submission(s), "
+          f"{len(board['rows']) - n_sub} reference size(s), {len(board['rejected'])} rejected -> {Path(args.out).resolve()}/index.html")
+    for problem in board["rejected"]:
+        print(f"rejected: {problem}")
+    return 0
+
+
 def _add_submission_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("submission", help="prediction file (.parquet, .csv, .jsonl) or a folder of them")
     p.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped CPU-scale ladder)")
@@ -210,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--glue-dir", help="local GLUE folder to show instance text from (checked by instance_hash)")
     ev.set_defaults(func=_evaluate)
+
+    board = sub.add_parser("leaderboard", help="rank submissions against the reference ladder (static site)")
+    bsub = board.add_subparsers(dest="leaderboard_command", metavar="STEP", required=True)
+    lb = bsub.add_parser("build", help="evaluate every submission (cached) and write leaderboard.json/.md and index.html")
+    lb.add_argument("--submissions", required=True, help="folder with one sub-folder per submission")
+    lb.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped CPU-scale ladder)")
+    lb.add_argument("--revision", help="Hub revision of --reference")
+    lb.add_argument("--out", default="site", help="output folder (default: %(default)s)")
+    lb.add_argument("--n-boot", type=int, default=1000)
+    lb.add_argument("--seed", type=int, default=0)
+    lb.set_defaults(func=_leaderboard_build)
 
     release = sub.add_parser("release", help="build, validate and push the prediction dataset")
     rsub = release.add_subparsers(dest="release_command", metavar="STEP", required=True)
