@@ -170,6 +170,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_lm_eval(args: argparse.Namespace) -> int:
+    from .evaluate.importers import import_lm_eval
+
+    path = import_lm_eval(args.files, args.out, args.labels.split(","), args.id_template)
+    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
+    return 0
+
+
+def _import_csv(args: argparse.Namespace) -> int:
+    from .evaluate.importers import import_run_csvs
+
+    path = import_run_csvs(args.files, args.out)
+    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
+    return 0
+
+
 def _leaderboard_build(args: argparse.Namespace) -> int:
     from .evaluate.leaderboard import build_leaderboard
     from .loaders import DEFAULT_REFERENCE
@@ -216,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     validate_sub = ssub.add_parser("validate", help="validate a submission against the reference (exit 2 on problems)")
     _add_submission_arguments(validate_sub)
     validate_sub.set_defaults(func=_submit_validate)
+
+    lm = ssub.add_parser("import-lm-eval", help="convert lm-evaluation-harness samples_<task>_*.jsonl (one per run)")
+    lm.add_argument("files", nargs="+")
+    lm.add_argument("--out", required=True, help="folder for predictions.parquet")
+    lm.add_argument("--labels", required=True, help="comma-separated label names in the task's choice order")
+    lm.add_argument("--id-template", default="validation-{doc_id}",
+                    help="instance id of a sample (default: %(default)s, the instdecay release convention)")
+    lm.set_defaults(func=_import_lm_eval)
+    csv = ssub.add_parser("import-csv", help="combine plain per-run CSVs (instance_id + pred or prob_<label>)")
+    csv.add_argument("files", nargs="+")
+    csv.add_argument("--out", required=True)
+    csv.set_defaults(func=_import_csv)
 
     ev = sub.add_parser("evaluate", help="compare a submission with every reference size (noise-corrected)")
     _add_submission_arguments(ev)

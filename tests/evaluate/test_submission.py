@@ -187,3 +187,36 @@ def test_one_pretrained_checkpoint_says_finetuning_noise_only(tmp_path, world):
     assert "finetuning noise only" in c.notes[0]
     assert c.versus.iloc[0]["noise_submission"].startswith("finetuning seeds only")
     assert "finetune_var" in c.variance
+
+
+def test_lm_eval_samples_import(tmp_path, world, capsys):
+    reference, valid = world
+    ids = sorted(set(valid["instance_id"]), key=lambda s: int(s[1:]))
+    for seed in (0, 1):
+        lines = []
+        for doc_id, instance in enumerate(ids):
+            lik = np.log(np.random.default_rng(seed * 100 + doc_id).dirichlet(np.ones(3)))
+            lines.append(json.dumps({"doc_id": int(instance[1:]), "target": 0, "acc": 1.0,
+                                     "filtered_resps": [[str(v), "False"] for v in lik]}))
+        (tmp_path / f"samples_toy_seed{seed}.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "sub"
+    assert main(["submit", "import-lm-eval", *map(str, sorted(tmp_path.glob("samples_*.jsonl"))), "--out", str(out),
+                 "--labels", "a,b,c", "--id-template", "i{doc_id}"]) == 0
+    (out / "submission.yaml").write_text("model: lm-eval-model\nsplit: validation\n")
+    sub = load_submission(out, reference)
+    assert sub.correct.shape == (20, 1, 2) and sub.finetune_seeds.tolist() == [0, 1]
+    assert "then `instdecay submit validate`" in capsys.readouterr().out
+
+
+def test_per_run_csv_import(tmp_path, world):
+    reference, valid = world
+    for (p, f), run in valid.groupby(["pretrain_seed", "finetune_seed"]):
+        probs = np.stack(run["probs"].to_numpy())
+        pd.DataFrame({"instance_id": run["instance_id"], "pred": np.array(["a", "b", "c"])[probs.argmax(axis=1)]}) \
+            .to_csv(tmp_path / f"run_p{p}_f{f}.csv", index=False)
+    from instdecay.evaluate.importers import import_run_csvs
+
+    path = import_run_csvs(sorted(tmp_path.glob("run_*.csv")), tmp_path / "sub")
+    (path.parent / "submission.yaml").write_text("model: csv-model\nsplit: validation\n")
+    sub = load_submission(path.parent, reference)
+    assert sub.correct.shape == (20, 2, 2) and sub.pretrain_seeds.tolist() == [0, 1]
