@@ -186,6 +186,14 @@ def _import_csv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_release(args: argparse.Namespace) -> int:
+    from .evaluate.importers import import_release
+
+    path = import_release(args.release, args.task, args.split, args.size, args.out)
+    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
+    return 0
+
+
 def _leaderboard_build(args: argparse.Namespace) -> int:
     from .evaluate.leaderboard import build_leaderboard
     from .loaders import DEFAULT_REFERENCE
@@ -244,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     csv.add_argument("files", nargs="+")
     csv.add_argument("--out", required=True)
     csv.set_defaults(func=_import_csv)
+
+    fr = ssub.add_parser("from-release", help="one size of an instdecay release (e.g. your own generated runs)")
+    fr.add_argument("release", help="release folder or Hub id")
+    fr.add_argument("--task", required=True)
+    fr.add_argument("--split", required=True)
+    fr.add_argument("--size", required=True)
+    fr.add_argument("--out", required=True)
+    fr.set_defaults(func=_import_release)
 
     ev = sub.add_parser("evaluate", help="compare a submission with every reference size (noise-corrected)")
     _add_submission_arguments(ev)

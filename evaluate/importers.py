@@ -97,3 +97,17 @@ def _write(frames: list[pd.DataFrame], out: str | Path) -> Path:
     path = out / "predictions.parquet"
     pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
     return path
+
+
+def import_release(source: str | Path, task: str, split: str, size: str, out: str | Path) -> Path:
+    """One size of an instdecay release (e.g. your own model run with ``instdecay generate`` and
+    ``release build``) as a submission: the last checkpoint of each run, with class probabilities."""
+    from ..loaders.read import load_predictions, read_manifest, resolve
+
+    folder = resolve(source)
+    grid = read_manifest(folder)["tasks"][task]["grid"]
+    if size not in grid:
+        raise ValueError(f"{source}: no size {size!r} in {task}; sizes: {sorted(grid)}")
+    df = load_predictions(folder, task, split, sizes=size, checkpoints=max(grid[size]["checkpoints"]),
+                          columns=["instance_id", "pretrain_seed", "finetune_seed", "probs"])
+    return _write([df.assign(probs=df["probs"].map(lambda v: [float(x) for x in v]))], out)

@@ -220,3 +220,13 @@ def test_per_run_csv_import(tmp_path, world):
     (path.parent / "submission.yaml").write_text("model: csv-model\nsplit: validation\n")
     sub = load_submission(path.parent, reference)
     assert sub.correct.shape == (20, 2, 2) and sub.pretrain_seeds.tolist() == [0, 1]
+
+
+def test_submission_from_a_release(tmp_path, world):
+    reference, _ = world
+    out = tmp_path / "sub"
+    assert main(["submit", "from-release", str(reference), "--task", "toy", "--split", "validation",
+                 "--size", "small", "--out", str(out)]) == 0
+    (out / "submission.yaml").write_text("model: small-again\nsplit: validation\n")
+    sub = load_submission(out, reference)
+    assert sub.correct.shape == (20, 4, 2)
