@@ -37,6 +37,12 @@ def task_info(task: Task) -> TaskInfo:
 def _gold_indices(values: np.ndarray, info: TaskInfo, task: Task, source: DataSource, rows: np.ndarray) -> np.ndarray:
     """Labels given as class indices or as names (including collapsed names) -> indices into gold_names."""
     names = info.gold_names
+    if source.label_names is not None and np.issubdtype(values.dtype, np.integer):  # the source's own label order
+        if values.min(initial=0) < 0 or values.max(initial=0) >= len(source.label_names):
+            bad = np.flatnonzero((values < 0) | (values >= len(source.label_names)))
+            raise SpecError(f"{source.dataset} ({source.data_files or source.name}): row {int(rows[bad[0]])}: label "
+                            f"{values[bad[0]]} outside its label_names {list(source.label_names)}")
+        values = np.array(source.label_names)[values]
     if np.issubdtype(values.dtype, np.integer):
         bad = np.flatnonzero((values < 0) | (values >= len(task.label_names)))
         gold = values.astype(np.int64)
@@ -62,17 +68,18 @@ def load_source(source: DataSource, task: Task) -> Examples:
         ds = load_dataset(source.dataset, source.name, split=source.split, **kwargs)
     except (FileNotFoundError, ValueError) as exc:
         raise SpecError(f"cannot load {source.dataset} ({source.data_files or source.name}): {exc}") from None
-    rows = np.arange(len(ds))
-    if source.rows:
-        rows = rows[slice(*[int(x) if x else None for x in source.rows.split(":")])]
-    if source.sample is not None and source.sample < len(rows):
-        rows = np.sort(np.random.default_rng(source.sample_seed).choice(rows, source.sample, replace=False))
     missing = [f for f in (*task.text_fields, task.label_field) if f not in ds.column_names]
     if missing:
         raise SpecError(f"{source.dataset} ({source.data_files or source.name}): missing column(s) {missing}; "
                         f"found {ds.column_names}")
+    rows = np.arange(len(ds))
+    if source.drop_labels:
+        rows = rows[~np.isin(np.asarray(ds[task.label_field]), source.drop_labels)]
+    if source.rows:
+        rows = rows[slice(*[int(x) if x else None for x in source.rows.split(":")])]
+    if source.sample is not None and source.sample < len(rows):
+        rows = np.sort(np.random.default_rng(source.sample_seed).choice(rows, source.sample, replace=False))
     table = ds.select_columns([*task.text_fields, task.label_field]).select(rows)
-    info = task_info(task)
     gold = _gold_indices(np.asarray(table[task.label_field]), task_info(task), task, source, rows)
     text_b = [str(x) for x in table[task.text_fields[1]]] if len(task.text_fields) == 2 else None
     return Examples([str(x) for x in table[task.text_fields[0]]], text_b, gold,

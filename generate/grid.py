@@ -51,25 +51,31 @@ def jobs(spec: Spec) -> list[Job]:
     return out
 
 
-def is_finished(spec: Spec, job: Job) -> bool:
+def finished(spec: Spec, job: Job) -> tuple[bool, str]:
+    """Whether a job's output exists and validates; the detail flags a shard written under another spec hash."""
     from .pretrain import DONE_MARKER
 
     size = spec.size(job.size)
     if job.kind == "pretrain":
         p = next(p for p in size.pretrained if p.seed == job.pretrain_seed)
-        return (Path(spec.pretrained_path(size, p)) / DONE_MARKER).exists()
+        return (Path(spec.pretrained_path(size, p)) / DONE_MARKER).exists(), "already finished"
     from ..release.shards import RunMeta
 
     meta_stub = RunMeta(spec.task.name, size.family, size.name, 0, "", job.pretrain_seed, job.finetune_seed, ())
     parquet, meta_json = shard_paths(spec.output, meta_stub)
     if not meta_json.exists():
-        return False
+        return False, ""
     try:
         info, instances = read_task(spec.output, spec.task.name)
         meta, _ = read_shard(parquet, meta_json, info, instances)
     except ShardError:
-        return False
-    return meta.spec_hash == spec.hash and len(meta.checkpoints) == len(size.hyperparameters.checkpoints)
+        return False, ""
+    if len(meta.checkpoints) != len(size.hyperparameters.checkpoints):
+        return False, ""
+    if meta.spec_hash != spec.hash:
+        return True, (f"finished under spec hash {meta.spec_hash}, the spec is now {spec.hash}: kept; "
+                      f"delete the shard to redo it")
+    return True, "already finished"
 
 
 def execute(spec_path: str, job: Job, device: str | None = None) -> str:
@@ -126,7 +132,8 @@ def run_grid(spec_path: str | Path, *, executor: Executor = "local", workers: in
     spec_path = str(spec_path)
     spec = load_spec(spec_path)
     all_jobs = jobs(spec)
-    outcomes = [Outcome(j, "skipped", "already finished") for j in all_jobs if is_finished(spec, j)]
+    checks = {j: finished(spec, j) for j in all_jobs}
+    outcomes = [Outcome(j, "skipped", detail) for j, (done, detail) in checks.items() if done]
     skipped = {o.job for o in outcomes}
     bar = tqdm(total=len(all_jobs), initial=len(skipped), desc=f"grid {spec.name}", disable=not progress)
 
@@ -152,6 +159,8 @@ def summary(outcomes: list[Outcome]) -> str:
     """A table of the outcomes: counts, then every failure with its reason."""
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     lines = [f"runs: {counts['done']} done, {counts['skipped']} skipped (already finished), {counts['failed']} failed"]
+    stale = [o for o in outcomes if o.status == "skipped" and o.detail != "already finished"]
+    lines += [f"warning: {o.job.name}: {o.detail}" for o in stale]
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         width = max(len(o.job.name) for o in failed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -37,6 +37,8 @@ class DataSource:
     rows: str | None = None
     sample: int | None = None
     sample_seed: int = 0
+    label_names: tuple[str, ...] | None = None  # names of this source's integer labels, when they differ from the task's
+    drop_labels: tuple[int, ...] = ()  # integer labels whose rows are dropped (e.g. SNLI's -1, no gold label)
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,7 @@ class Spec:
     finetune_seeds: tuple[int, ...]
     output: Path  # shard folder
     work_dir: Path  # pretrained models and caches
-
-    @property
-    def hash(self) -> str:
-        """sha256 of the spec's content (not its location), recorded in every shard."""
-        payload = json.dumps(_plain(asdict(self)), sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    hash: str = ""  # of the spec's content as written (not its location or comments), recorded in every shard
 
     def size(self, name: str) -> Size:
         for s in self.sizes:
@@ -129,13 +126,10 @@ class Spec:
         return str(self.work_dir / "pretrained" / size.name / f"seed{p.seed}")
 
 
-def _plain(value):
-    """Drop absolute locations so the hash depends on content only."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if k not in ("path", "output", "work_dir")}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def content_hash(raw: dict) -> str:
+    """sha256 of the parsed YAML (where outputs go does not count), so moving a checkout keeps the hash."""
+    payload = json.dumps({k: v for k, v in raw.items() if k not in ("output", "work_dir")}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 class _Reader:
@@ -193,7 +187,8 @@ def _path(base: Path, value: str | None) -> str | None:
 
 
 def _source(r: _Reader, base: Path) -> DataSource:
-    r.unknown({"dataset", "name", "data_files", "split", "kwargs", "rows", "sample", "sample_seed", "original_split"})
+    r.unknown({"dataset", "name", "data_files", "split", "kwargs", "rows", "sample", "sample_seed", "original_split",
+               "label_names", "drop_labels"})
     rows = r.get("rows", str, None)
     if rows is not None:
         try:
@@ -205,6 +200,8 @@ def _source(r: _Reader, base: Path) -> DataSource:
         data_files=_path(base, r.get("data_files", str, None)), split=r.get("split", str, "train"),
         kwargs=r.get("kwargs", dict, {}), rows=rows, sample=r.get("sample", int, None, lambda v: v > 0),
         sample_seed=r.get("sample_seed", int, 0), original_split=r.get("original_split", str),
+        label_names=tuple(str(x) for x in r.get("label_names", list)) if "label_names" in r.data else None,
+        drop_labels=tuple(r.get("drop_labels", list, [])),
     )
 
 
@@ -295,4 +292,4 @@ def load_spec(path: str | Path) -> Spec:
     finetune_seeds = tuple(r.get("finetune_seeds", list, check=lambda v: bool(v) and all(isinstance(x, int) for x in v)))
     return Spec(name, path, task, tuple(sizes), finetune_seeds,
                 output=base / r.get("output", str, f"shards/{name}"),  # relative to the spec file
-                work_dir=base / r.get("work_dir", str, f"work/{name}"))
+                work_dir=base / r.get("work_dir", str, f"work/{name}"), hash=content_hash(raw))

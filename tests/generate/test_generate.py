@@ -135,3 +135,21 @@ def test_length_sorted_prediction_matches_unsorted(tiny_world):
     np.testing.assert_allclose(predict_probs(*args, sort_by_length=True), predict_probs(*args, sort_by_length=False),
                                atol=1e-6)
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_a_changed_spec_keeps_finished_shards_and_warns(make_spec):
+    spec_path = make_spec(sizes=("xs",), pretrain_seeds=(0,), finetune_seeds=(0,))
+    assert [o.status for o in run_grid(spec_path, progress=False)] == ["done"]
+    spec_path.write_text(spec_path.read_text().replace("lr: 0.01", "lr: 0.02"))
+    outcomes = run_grid(spec_path, progress=False)
+    assert [o.status for o in outcomes] == ["skipped"]
+    assert "warning: xs__p0__f0: finished under spec hash" in summary(outcomes)
+
+
+@pytest.mark.parametrize("name", ["cpu-sst2", "cpu-sst2-minilm", "bert-2021-sst2", "bert-2021-mnli", "bert-2021-qqp",
+                                  "polypythia-sst2"])
+def test_shipped_specs_are_valid(name):
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "generate" / "specs" / f"{name}.yaml")
+    assert spec.sizes and spec.finetune_seeds and len(spec.hash) == 16
