@@ -170,28 +170,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wrote_submission(path) -> int:
+    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
+    return 0
+
+
 def _import_lm_eval(args: argparse.Namespace) -> int:
     from .evaluate.importers import import_lm_eval
 
-    path = import_lm_eval(args.files, args.out, args.labels.split(","), args.id_template)
-    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
-    return 0
+    return _wrote_submission(import_lm_eval(args.files, args.out, args.labels.split(","), args.id_template))
 
 
 def _import_csv(args: argparse.Namespace) -> int:
     from .evaluate.importers import import_run_csvs
 
-    path = import_run_csvs(args.files, args.out)
-    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
-    return 0
+    return _wrote_submission(import_run_csvs(args.files, args.out))
 
 
 def _import_release(args: argparse.Namespace) -> int:
     from .evaluate.importers import import_release
 
-    path = import_release(args.release, args.task, args.split, args.size, args.out)
-    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
-    return 0
+    return _wrote_submission(import_release(args.release, args.task, args.split, args.size, args.out))
 
 
 def _leaderboard_build(args: argparse.Namespace) -> int:
