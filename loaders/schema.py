@@ -1,4 +1,5 @@
-"""The prediction dataset's tables, declared once: Arrow schemas, `datasets.Features` and the on-disk layout.
+"""The prediction dataset's tables, declared once: Arrow schemas (which `datasets` reads as its features) and the
+on-disk layout.
 
 Three long, normalised tables (one ``configs:`` entry per task for predictions, plus ``runs`` and
 ``instances``):
@@ -22,7 +23,6 @@ import hashlib
 import re
 
 import pyarrow as pa
-from datasets import Features, List, Value
 
 FORMAT_VERSION = 1
 # Task and evaluation-set names become config and split names on the Hub (split names must match \w+).
@@ -91,11 +91,6 @@ INSTANCES = pa.schema(
 )
 
 
-def features(schema: pa.Schema) -> Features:
-    """The `datasets.Features` of one of the Arrow schemas above."""
-    return Features.from_arrow_schema(schema)
-
-
 def run_id(size: str, pretrain_seed: int, finetune_seed: int, checkpoint: int) -> str:
     return f"{size}__p{pretrain_seed}__f{finetune_seed}__c{checkpoint}"
 
@@ -135,7 +130,6 @@ __all__ = [
     "RUNS",
     "RUNS_PATH",
     "SIZE_PATTERN",
-    "features",
     "instance_hash",
     "instances_path",
     "predictions_path",
