@@ -51,14 +51,14 @@ def _ladders(args: argparse.Namespace):
             yield f"{task}_{split}", ladder, (
                 f"Reference {source} — task {task}, evaluation set {split}: sizes {', '.join(entry['sizes'])}, "
                 f"{len(grid['pretrain_seeds'])} pretraining x {len(grid['finetune_seeds'])} finetuning seeds x "
-                f"{len(grid['checkpoints'])} checkpoints (analyses use the last checkpoint; the decomposition uses all).")
+                f"{len(grid['checkpoints'])} checkpoints (analyses use the last checkpoint).")
 
 
 def _release_build(args: argparse.Namespace) -> int:
     from .release import build_release
 
     result = build_release(args.shards, args.out, include_text=not args.no_text, analysis=not args.no_analysis,
-                           card_meta=args.card)
+                           card_meta=args.card, full_precision=args.full_precision)
     print(f"built {result.out_dir}: {result.n_runs} finetuning runs, {result.n_rows:,} prediction rows, "
           f"{len(result.manifest['files'])} parquet files; loaded back with datasets.load_dataset")
     return 0
@@ -286,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("out", help="release folder to write (replaced atomically)")
     build.add_argument("--no-text", action="store_true",
                        help="leave instance text out (third-party text); ids, labels and instance_hash stay")
+    build.add_argument("--full-precision", action="store_true",
+                       help="keep float32 probabilities (default: float16 precision, about 4x smaller)")
     build.add_argument("--no-analysis", action="store_true", help="do not add the paper's analyses to the card")
     build.add_argument("--card", help="JSON file of card fields (pretty_name, description, license, tags, repo_id); "
                                       "default: <shards>/release.json if present")

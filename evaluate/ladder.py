@@ -64,8 +64,8 @@ def analyze_ladder(
     """Run the paper's analyses on a ladder ``{size name: scores}`` ordered from smallest to largest.
 
     Scores follow the input convention of :mod:`instdecay.evaluate` (``(N, P, F[, E])`` per size, same instances).
-    Computes accuracy per size (mean and std over runs), the unbiased loss decomposition (and the plug-in
-    one for contrast), seed disagreement (0/1 input), decay and improve bounds for every ordered pair
+    Computes accuracy per size (mean and std over runs), the unbiased loss decomposition at the last
+    checkpoint (and the plug-in one for contrast; call :func:`decompose` on 4-D scores for checkpoint variance), seed disagreement (0/1 input), decay and improve bounds for every ordered pair
     (paper, cross-fitted, LCB), and momentum (naive and noise-corrected) for consecutive triples and for
     (smallest, middle, largest).
     """
@@ -84,9 +84,9 @@ def analyze_ladder(
                          "run_std": float(runs.std(ddof=1)) if runs.size > 1 else np.nan,
                          "n_pretrain": last[name].shape[1], "n_finetune": last[name].shape[2],
                          "n_checkpoints": scores[name].shape[3] if scores[name].ndim == 4 else 1})
-        if min(scores[name].shape[1:]) >= 2:
+        if min(last[name].shape[1:]) >= 2:  # last checkpoint, as the paper's main analyses
             for estimator in ("unbiased", "plugin"):
-                dec_rows.append({"size": name, **decompose(scores[name], estimator).to_dict()})
+                dec_rows.append({"size": name, **decompose(last[name], estimator).to_dict()})
         if _is_binary(last[name]):
             dis_rows.append({"size": name, **seed_disagreement(last[name]).__dict__})
 

@@ -86,8 +86,8 @@ def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None) -> 
 
     acc_rows = _accuracy_rows(runs, manifest)
     per_row = n_bytes / max(n_rows, 1)
-    full_scale = (f"This release stores {per_row:.1f} bytes per prediction row (zstd parquet, float32 "
-                  f"probabilities). At the 2021 paper's full scale (3 tasks, 5 sizes × 10 pretraining × 5 "
+    full_scale = (f"This release stores {per_row:.1f} bytes per prediction row (zstd parquet, probabilities at "
+                  f"{manifest.get('probability_precision', 'float32')} precision). At the 2021 paper's full scale (3 tasks, 5 sizes × 10 pretraining × 5 "
                   f"finetuning seeds × 4 checkpoints, ~200k evaluation instances in all: {FULL_SCALE_ROWS / 1e6:.0f}M "
                   f"rows) that is about {per_row * FULL_SCALE_ROWS / 2**30:.1f} GiB, in 3 × ~3 evaluation sets × "
                   f"5 sizes ≈ 45 files of a few hundred MB at most: far below the Hub's per-folder file limit.")

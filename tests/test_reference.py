@@ -1,0 +1,45 @@
+"""The shipped reference dataset (reference/sst2-cpu): complete, valid, loadable, and joinable with GLUE text."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from instdecay.loaders import DEFAULT_REFERENCE, load_instances, load_tensor
+from instdecay.release import validate_release
+
+GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+
+pytestmark = pytest.mark.skipif(not (DEFAULT_REFERENCE / "manifest.json").exists(),
+                                reason="reference/sst2-cpu is not built in this checkout")
+
+
+def test_reference_is_valid_and_complete():
+    assert validate_release(DEFAULT_REFERENCE) == []
+    manifest = json.loads((DEFAULT_REFERENCE / "manifest.json").read_text())
+    entry = manifest["tasks"]["sst2"]
+    assert entry["eval_sets"] == {"validation": 872, "heldout_train": 10000}
+    assert len(entry["sizes"]) >= 4
+    for size in entry["sizes"]:
+        grid = entry["grid"][size]
+        assert len(grid["pretrain_seeds"]) >= 4 and len(grid["finetune_seeds"]) >= 4 and len(grid["checkpoints"]) >= 2
+
+
+def test_reference_loads_with_datasets_and_as_tensors():
+    from datasets import load_dataset
+
+    ds = load_dataset(str(DEFAULT_REFERENCE), "sst2")
+    assert set(ds) == {"validation", "heldout_train"}
+    t = load_tensor(DEFAULT_REFERENCE, "sst2", "validation", "L4-H256")
+    assert t.values.shape == (872, 4, 4, 2) and t.mask.all()
+
+
+def test_reference_ships_no_text_but_proves_its_items():
+    inst = load_instances(DEFAULT_REFERENCE, "sst2")
+    assert inst["text_a"].isna().all() and inst["instance_hash"].str.len().eq(64).all()
+
+
+@pytest.mark.skipif(not GLUE.exists(), reason="GLUE data (../shared/data/glue) is not available")
+def test_text_joins_from_glue_and_matches_every_hash():
+    inst = load_instances(DEFAULT_REFERENCE, "sst2", glue_dir=GLUE)  # raises if any hash differs
+    assert inst["text_a"].notna().all() and len(inst) == 10872
