@@ -52,7 +52,7 @@ def write_toy_shards(root, task="toy", sizes=(("tiny", 1000), ("small", 5000)), 
     return {"info": info, "instances": instances, "gold": gold, "sets": np.array(sets), "probs": written}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shard_writer():
     """The ``write_toy_shards`` helper, for tests that need a variant of the toy shards."""
     return write_toy_shards

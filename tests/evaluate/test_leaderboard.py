@@ -11,13 +11,8 @@ from instdecay.release import build_release
 
 
 @pytest.fixture(scope="module")
-def board_world(tmp_path_factory):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import write_toy_shards
-
+def board_world(tmp_path_factory, shard_writer):
+    write_toy_shards = shard_writer
     tmp = tmp_path_factory.mktemp("board")
     write_toy_shards(tmp / "ref", n_pretrain=2, n_finetune=2, n_instances=30)
     build_release(tmp / "ref", tmp / "release", progress=False, analysis=False)

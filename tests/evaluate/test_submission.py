@@ -16,14 +16,9 @@ from instdecay.release import build_release
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, shard_writer):
     """A reference release (sizes tiny, small; 4 x 2 seeds) and a valid submission built from fresh runs."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import write_toy_shards
-
+    write_toy_shards = shard_writer
     tmp = tmp_path_factory.mktemp("submission_world")
     write_toy_shards(tmp / "ref", n_pretrain=4, n_finetune=2, n_instances=40)
     build_release(tmp / "ref", tmp / "release", progress=False)

@@ -53,7 +53,7 @@ def test_mnli_with_a_hans_style_challenge_set(tmp_path):
     gold = np.array([p["label"] for p in predict[12:]])
     non_ent = probs[:, 0] + probs[:, 2]
     expected = np.where(gold == "entailment", probs[:, 1], non_ent)
-    np.testing.assert_allclose(hans.values[:, 1, 0, 1], expected, rtol=1e-5)
+    np.testing.assert_allclose(hans.values[:, 1, 0, 1], expected, atol=5e-4)  # stored at float16 precision
     correct = load_tensor(tmp_path / "out", "mnli", "hans", "large", checkpoints="last")
     argmax_is_ent = probs.argmax(axis=1) == 1
     np.testing.assert_array_equal(correct.values[:, 1, 0], np.where(gold == "entailment", argmax_is_ent, ~argmax_is_ent))

@@ -28,7 +28,7 @@ def test_tensor_values_are_placed_by_label(toy_release):
     gold = written["gold"][rows]
     for (size, p, f, c), probs in written["probs"].items():
         if size == "small":
-            np.testing.assert_allclose(t.values[:, p, f, c - 1], probs[rows, gold], rtol=1e-6)
+            np.testing.assert_allclose(t.values[:, p, f, c - 1], probs[rows, gold], atol=5e-4)  # float16 precision
     last = load_tensor(out, "toy", "validation", "small", checkpoints="last")
     correct = (written["probs"][("small", 1, 0, 2)][rows].argmax(axis=1) == gold).astype(float)
     np.testing.assert_array_equal(last.values[:, 1, 0], correct)
