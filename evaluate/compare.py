@@ -113,10 +113,10 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
                             "baseline": b.ecdf_baseline.tolist(), "decay": b.decay, "t_decay": b.decay_threshold}
         versus_rows.append(row)
     ladder = pd.DataFrame(ladder_rows)
-    below = ladder[ladder["accuracy"] < acc]
-    position = (f"above {below.iloc[-1]['size']}" if len(below) == len(ladder) else
-                f"between {below.iloc[-1]['size']} and {ladder.iloc[len(below)]['size']}" if len(below) else
-                f"below {ladder.iloc[0]['size']}")
+    below = ladder.loc[ladder["accuracy"] < acc, "size"].tolist()
+    above = ladder.loc[ladder["accuracy"] >= acc, "size"].tolist()
+    position = ("above every reference size" if not above else "below every reference size" if not below
+                else f"above {', '.join(below)}; below {', '.join(above)}")
     accuracy = pd.DataFrame([{"model": sub.name, "accuracy": acc, "ci_low": low, "ci_high": high,
                               "runs": f"{x.shape[1]} x {x.shape[2]}", "ladder_position": position}])
 
