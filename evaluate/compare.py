@@ -14,7 +14,8 @@ from ._validate import SeedLike, check_rng
 from .decay import decay_bounds
 from .decomposition import decompose
 from .paired import paired_bootstrap
-from .report import atomic_write_text, markdown_table
+from ..atomic import atomic_write_text
+from .report import markdown_table
 from .submission import Submission
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from .. import __version__
 from ..loaders.read import read_manifest, resolve
 from .compare import compare, write_comparison
-from .report import atomic_write_text, markdown_table
+from ..atomic import atomic_write_text
+from .report import markdown_table
 from .submission import SubmissionError, content_hash, load_submission
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

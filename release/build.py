@@ -17,9 +17,10 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..atomic import atomic_write_text
 from ..loaders import schema
 from .card import card_meta_from, render_card
-from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet, write_text
+from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet
 
 
 @dataclass(frozen=True)
@@ -183,13 +184,13 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
     manifest = {"format_version": schema.FORMAT_VERSION, "built_with": f"instdecay {__version__}",
                 "probability_precision": "float32" if full_precision else "float16 (stored as float32)",
                 "tasks": task_entries, "files": files}
-    write_text(out / schema.MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / schema.MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     meta = card_meta_from(meta_path)
     if analysis:
         from .analysis import analysis_markdown
 
         meta["analysis"] = meta.get("analysis", "") + analysis_markdown(out, manifest, progress=progress)
-    write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=meta))
+    atomic_write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=meta))
     return manifest
 
 

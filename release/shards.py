@@ -13,8 +13,6 @@ Every file is written atomically (temporary file + rename), so a crash never lea
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_write, atomic_write_text
 from ..loaders import schema
 
 PROB_TOLERANCE = 1e-3
@@ -113,28 +112,10 @@ class RunMeta:
             raise ShardError(f"{path}: not valid run metadata ({exc})") from None
 
 
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates private files; shards and releases are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Deterministic parquet (same table -> same bytes), written atomically."""
-    atomic_write_bytes(path, lambda tmp: pq.write_table(
+    atomic_write(path, lambda tmp: pq.write_table(
         table, tmp, compression="zstd", row_group_size=1 << 20, write_statistics=True))
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 # ---------------------------------------------------------------- building tables
@@ -190,7 +171,7 @@ def write_task(root: Path, info: TaskInfo, instances: pa.Table) -> None:
     write_parquet(instances.select(schema.INSTANCES.names).cast(schema.INSTANCES), folder / "instances.parquet")
     payload = {"task": info.task, "label_names": list(info.label_names), "eval_sets": list(info.eval_sets),
                "collapsed_labels": {k: list(v) for k, v in info.collapsed_labels.items()}}
-    write_text(folder / "task.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(folder / "task.json", json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def shard_paths(root: Path, meta: RunMeta) -> tuple[Path, Path]:
@@ -202,7 +183,7 @@ def write_shard(root: Path, meta: RunMeta, predictions: pa.Table) -> Path:
     """Write one run's predictions, then its metadata (the metadata file marks the shard complete)."""
     parquet_path, json_path = shard_paths(root, meta)
     write_parquet(predictions.cast(schema.PREDICTIONS), parquet_path)
-    write_text(json_path, meta.to_json())
+    atomic_write_text(json_path, meta.to_json())
     return parquet_path
 
 
