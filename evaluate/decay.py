@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._bootstrap import draw_weights, nested_draws
 from ._validate import SeedLike, Units, as_scores, as_units, check_rng, check_same_instances, rounded
 
 # Bootstrap replicates are processed in chunks of about this many (instance x replicate) cells.
@@ -126,15 +127,8 @@ def _bootstrap_weights(units: Units, n_boot: int, rng: np.random.Generator) -> t
     """
     h = units.n_units // 2
     n_rep = units.values.shape[2]
-    cells = 2 * h * n_rep
-    unit_draws = rng.integers(0, 2 * h, size=(n_boot, 2 * h))
-    rep_draws = rng.integers(0, n_rep, size=(n_boot, 2 * h, n_rep))
-    flat = unit_draws[:, :, None] * n_rep + rep_draws + (np.arange(n_boot) * cells)[:, None, None]
-
-    def counts(part: np.ndarray) -> np.ndarray:
-        return np.bincount(part.ravel(), minlength=n_boot * cells).reshape(n_boot, cells) / (h * n_rep)
-
-    return counts(flat[:, :h]), counts(flat[:, h:])
+    draws = nested_draws(2 * h, n_rep, n_boot, rng)
+    return draw_weights(draws[:, :h], n_boot, 2 * h * n_rep), draw_weights(draws[:, h:], n_boot, 2 * h * n_rep)
 
 
 def _instance_weights(halves: list[np.ndarray], n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:

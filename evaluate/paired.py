@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from ._bootstrap import draw_weights, nested_draws
 from ._validate import SeedLike, as_scores, check_rng, check_same_instances, last_checkpoint
 
 Alternative = Literal["two-sided", "greater", "less"]
@@ -54,11 +55,7 @@ class McNemarResult:
 
 def _weights(n_units: int, n_rep: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Nested seed-bootstrap weights (n_boot, n_units * n_rep) summing to 1 per replicate."""
-    cells = n_units * n_rep
-    units = rng.integers(0, n_units, size=(n_boot, n_units))
-    reps = rng.integers(0, n_rep, size=(n_boot, n_units, n_rep))
-    flat = units[:, :, None] * n_rep + reps + (np.arange(n_boot) * cells)[:, None, None]
-    return np.bincount(flat.ravel(), minlength=n_boot * cells).reshape(n_boot, cells) / cells
+    return draw_weights(nested_draws(n_units, n_rep, n_boot, rng), n_boot, n_units * n_rep)
 
 
 def _as_runs(x: np.ndarray) -> tuple[np.ndarray, int, int]:

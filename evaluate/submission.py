@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from ..loaders.read import load_instances, read_manifest, resolve
+from ..loaders.schema import gold_class_mask
 
 MAX_BYTES = 2 * 2**30
 MAX_LISTED = 20
@@ -200,7 +201,7 @@ def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[s
     labels = entry["label_names"]
     instances = load_instances(folder, task, split)
     ref_ids = instances["instance_id"].to_numpy()
-    gold_mask = _gold_mask(labels, entry.get("collapsed_labels", {}))[instances["label"].to_numpy()]
+    gold_mask = gold_class_mask(labels, entry.get("collapsed_labels", {}))[instances["label"].to_numpy()]
 
     problems: list[Problem] = []
     frames = []
@@ -217,12 +218,6 @@ def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[s
     if rows.empty:
         raise SubmissionError([Problem(Path(path).name, None, "-", "no prediction rows: at least one run is needed")])
     return _align(rows, ref_ids, gold_mask, meta, task, split, tuple(f.name for f in files))
-
-
-def _gold_mask(labels: list[str], collapsed: dict[str, list[str]]) -> np.ndarray:
-    mask = np.eye(len(labels), dtype=bool)
-    extra = [[label in members for label in labels] for members in collapsed.values()]
-    return np.vstack([mask, np.array(extra, dtype=bool).reshape(-1, len(labels))])
 
 
 def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.DataFrame,

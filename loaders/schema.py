@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 FORMAT_VERSION = 1
@@ -91,6 +93,17 @@ INSTANCES = pa.schema(
 )
 
 
+def gold_class_mask(label_names: Sequence[str], collapsed_labels: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """(n_gold_names, n_classes) boolean: which model classes count as correct for each gold label index
+    (the classes themselves, then each collapsed label's member classes)."""
+    n = len(label_names)
+    mask = np.zeros((n + len(collapsed_labels), n), dtype=bool)
+    mask[np.arange(n), np.arange(n)] = True
+    for k, members in enumerate(collapsed_labels.values()):
+        mask[n + k, [list(label_names).index(m) for m in members]] = True
+    return mask
+
+
 def run_id(size: str, pretrain_seed: int, finetune_seed: int, checkpoint: int) -> str:
     return f"{size}__p{pretrain_seed}__f{finetune_seed}__c{checkpoint}"
 
@@ -123,6 +136,7 @@ __all__ = [
     "CARD_PATH",
     "COLLAPSED_NOTE",
     "FORMAT_VERSION",
+    "gold_class_mask",
     "INSTANCES",
     "MANIFEST_PATH",
     "NAME_PATTERN",

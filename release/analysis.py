@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..evaluate.ladder import analyze_ladder
-from ..evaluate.report import markdown_table, report_tables
+from ..evaluate.report import markdown_table, plot_extreme_pair, report_tables
 from ..loaders.read import load_tensor
 
 
@@ -39,7 +39,7 @@ def analysis_markdown(folder: Path, manifest: dict, *, n_boot: int = 1000, progr
             report = analyze_ladder(ladder, n_boot=n_boot, seed=0, progress=progress,
                                     description=f"{task} / {split}")
             figure = Path("figures") / f"cdf_{task}_{split}.png"
-            _plot(report, folder / figure)
+            plot_extreme_pair(report, folder / figure, f"{report.description}: {report.sizes[0]} → {report.sizes[-1]}")
             parts.append(f"### {task} / {split} ({report.n_instances:,} instances)\n")
             first, last = report.sizes[0], report.sizes[-1]
             extreme = report.bounds[(report.bounds.smaller == first) & (report.bounds.larger == last)].iloc[0]
@@ -51,18 +51,3 @@ def analysis_markdown(folder: Path, manifest: dict, *, n_boot: int = 1000, progr
                     parts += [f"**{title}**\n", markdown_table(df), ""]
             parts.append(f"![ECDF of instance differences, {first} vs {last}]({figure.as_posix()})\n")
     return "\n".join(parts) if len(parts) > 1 else ""
-
-
-def _plot(report, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    report.extreme_pair.plot(ax=ax, labels=(report.sizes[0], report.sizes[-1]))
-    ax.set_title(f"{report.description}: {report.sizes[0]} → {report.sizes[-1]}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)

@@ -7,9 +7,11 @@ from importlib.resources import files
 from string import Template
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import yaml
 
+from ..evaluate.report import markdown_table
 from ..loaders import schema
 
 DEFAULT_REPO_ID = "instdecay/predictions"
@@ -35,9 +37,7 @@ def configs(manifest: dict) -> list[dict]:
 
 
 def _md_table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(pd.DataFrame(rows, columns=header))
 
 
 def _size_category(n_rows: int) -> str:

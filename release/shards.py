@@ -49,12 +49,7 @@ class TaskInfo:
 
     def gold_class_mask(self) -> np.ndarray:
         """(n_gold_names, n_classes) boolean: which model classes count as correct for each gold label."""
-        n = len(self.label_names)
-        mask = np.zeros((len(self.gold_names), n), dtype=bool)
-        mask[np.arange(n), np.arange(n)] = True
-        for k, members in enumerate(self.collapsed_labels.values()):
-            mask[n + k, [self.label_names.index(m) for m in members]] = True
-        return mask
+        return schema.gold_class_mask(self.label_names, self.collapsed_labels)
 
     def check(self, where: str) -> None:
         for name in (self.task, *self.eval_sets):
@@ -190,6 +185,11 @@ def write_shard(root: Path, meta: RunMeta, predictions: pa.Table) -> Path:
 # ---------------------------------------------------------------- reading and validation
 
 
+def _instance_keys(table: pa.Table) -> pa.ChunkedArray:
+    """One string per row naming its (eval_set, instance_id)."""
+    return pc.binary_join_element_wise(table.column("eval_set"), table.column("instance_id"), "\x1f")
+
+
 def read_task(root: Path, task: str) -> tuple[TaskInfo, pa.Table]:
     folder = task_dir(root, task)
     path = folder / "task.json"
@@ -204,8 +204,7 @@ def read_task(root: Path, task: str) -> tuple[TaskInfo, pa.Table]:
     labels = instances.column("label").to_numpy()
     if len(labels) and (labels.min() < 0 or labels.max() >= len(info.gold_names)):
         raise ShardError(f"{folder / 'instances.parquet'}: field 'label' must index {list(info.gold_names)}")
-    keys = pc.binary_join_element_wise(instances.column("eval_set"), instances.column("instance_id"), "\x1f")
-    if pc.count_distinct(keys).as_py() != instances.num_rows:
+    if pc.count_distinct(_instance_keys(instances)).as_py() != instances.num_rows:
         raise ShardError(f"{folder / 'instances.parquet'}: duplicate (eval_set, instance_id) rows")
     unknown = set(instances.column("eval_set").unique().to_pylist()) - set(info.eval_sets)
     if unknown:
@@ -283,9 +282,8 @@ def read_shard(parquet_path: Path, json_path: Path, info: TaskInfo, instances: p
         raise ShardError(f"{where}: field 'pred' must be a class index in [0, {n_classes})")
 
     # Join with the instances: every row must name a known (eval_set, instance_id), once per run.
-    keys = pc.binary_join_element_wise(table.column("eval_set"), table.column("instance_id"), "\x1f")
-    inst_keys = pc.binary_join_element_wise(instances.column("eval_set"), instances.column("instance_id"), "\x1f")
-    position = pc.index_in(keys, value_set=inst_keys).to_numpy(zero_copy_only=False)
+    keys = _instance_keys(table)
+    position = pc.index_in(keys, value_set=_instance_keys(instances)).to_numpy(zero_copy_only=False)
     unknown = np.flatnonzero(np.isnan(position.astype(float)))
     if unknown.size:
         row = table.slice(int(unknown[0]), 1).to_pylist()[0]
