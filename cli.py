@@ -119,7 +119,7 @@ def _generate_pretrain(args: argparse.Namespace) -> int:
     from .generate.pretrain import pretrain
     from .generate.spec import load_spec
 
-    print(f"wrote {pretrain(load_spec(args.spec), args.size, args.seed)}")
+    print(f"wrote {pretrain(load_spec(args.spec), args.size, args.seed, device=args.device)}")
     return 0
 
 
@@ -321,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("spec")
     pre.add_argument("--size", required=True)
     pre.add_argument("--seed", type=int, required=True)
+    pre.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     pre.set_defaults(func=_generate_pretrain)
     grid = gsub.add_parser("grid", help="run every unfinished job of a spec (resumable)")
     grid.add_argument("spec")

@@ -87,19 +87,24 @@ def last_checkpoint(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Units:
-    """Scores grouped into independent units: ``values[i, u, r]`` is replicate ``r`` of unit ``u``.
+    """Scores grouped into independent units: ``values[i, u, r]`` is run ``r`` of unit ``u``.
 
     A unit is what the random baseline splits into halves: a pretraining seed (its finetuning runs are
-    the replicates), or one finetuning run when there is a single pretraining seed, or one column of
+    the runs), or one finetuning run when there is a single pretraining seed, or one column of
     2-D input (an ensemble or any independent run).
     """
 
     values: np.ndarray
     noise: str
+    unit_name: str
 
     @property
     def n_units(self) -> int:
         return self.values.shape[1]
+
+    @property
+    def binary(self) -> bool:
+        return bool(np.isin(self.values, (0.0, 1.0)).all())
 
     def unit_means(self) -> np.ndarray:
         """Per-unit mean score, shape ``(n_instances, n_units)``."""
@@ -110,14 +115,15 @@ def as_units(x: np.ndarray, name: str) -> Units:
     """Group a validated 2-D/3-D/4-D array into independent units (4-D: last checkpoint)."""
     x = last_checkpoint(x)
     if x.ndim == 2:
-        return Units(x[:, :, None], noise="independent units (columns of 2-D input)")
+        return Units(x[:, :, None], noise="independent units (columns of 2-D input)", unit_name="unit")
     n_pretrain, n_finetune = x.shape[1], x.shape[2]
     if n_pretrain >= 2:
-        return Units(x, noise="pretraining and finetuning seeds")
+        return Units(x, noise="pretraining and finetuning seeds", unit_name="pretraining seed")
     if n_finetune >= 2:
         return Units(
             x[:, 0, :, None],
             noise="finetuning seeds only (one pretraining seed: the bound is about this pretrained checkpoint)",
+            unit_name="finetuning run",
         )
     raise ValueError(f"{name}: needs at least 2 runs (pretraining or finetuning seeds), found shape {x.shape}")
 

@@ -41,17 +41,26 @@ class Comparison:
                 "ladder_accuracy": records(self.ladder_accuracy)}
 
 
-def _accuracy_ci(x: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float, float]:
-    """Mean accuracy and a 95% bootstrap interval over seeds (nested) and instances (one run: instances only)."""
-    if x.shape[1] * x.shape[2] == 1:  # one run: resample instances only
-        runs = x[:, 0, 0]
-        draws = rng.integers(0, len(runs), (n_boot, len(runs)))
-        boot = runs[draws].mean(axis=1)
-    else:  # B - A with A = 0 is B's accuracy under the nested seed + instance multi-bootstrap
-        r = paired_bootstrap(np.zeros_like(x), x, n_boot=n_boot, seed=rng)
-        return float(x.mean()), r.ci_low, r.ci_high
-    low, high = np.quantile(boot, [0.025, 0.975])
-    return float(x.mean()), float(low), float(high)
+def _accuracy_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean accuracy and its 95% t interval over seeds and instances (B - A with A = 0 is B's accuracy)."""
+    r = paired_bootstrap(np.zeros_like(x), x)
+    return r.delta, r.ci_low, r.ci_high
+
+
+def _position(pb) -> str:
+    """Where the submission stands against one reference size, from the paired interval."""
+    return "above" if pb.ci_low > 0 else "below" if pb.ci_high < 0 else "indistinguishable"
+
+
+def _bounds(ref: np.ndarray, x: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict[str, object]:
+    """Decay / improve bounds of the submission against one reference size on a matched design, plus the
+    rigorous LCBs on one 0/1 run per pretraining seed when the matched design averages runs."""
+    b = decay_bounds(ref, x, match="subsample", n_boot=n_boot, seed=rng)
+    rig = b if b.rigorous else decay_bounds(ref, x, match="subsample", runs_per_unit=1, n_boot=n_boot, seed=rng)
+    return {"decay": b.decay, "decay_lcb": b.decay_lcb, "decay_lcb_rigorous": rig.decay_lcb,
+            "improve": b.improve, "improve_lcb": b.improve_lcb, "improve_lcb_rigorous": rig.improve_lcb,
+            "design": b.design, "rigorous_design": rig.design,
+            "noise_submission": b.noise_larger, "noise_reference": b.noise_smaller}, b
 
 
 def _disagreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -65,10 +74,13 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
             seed: SeedLike = 0, glue_dir: str | Path | None = None, top_k: int = 20) -> Comparison:
     """Compare ``sub`` with each reference size on the same task and split.
 
-    For every size: accuracy difference with a multi-bootstrap interval (submission minus size), the decay and
-    improve lower bounds with the size as A and the submission as B (``decay``: fraction of instances where the
-    submission is worse), as the paper's estimate, cross-fitted and a 95% LCB, and run-level disagreement.
-    With a single run the bounds are not available (they need >= 2 runs to build the random baseline).
+    For every size: the accuracy difference (submission minus size) with a 95% t interval over both models'
+    seeds and the instances, paired (:func:`paired_bootstrap`), and the submission's position from it (above,
+    below or indistinguishable); the decay and improve lower bounds with the size as the smaller model and the
+    submission as the larger (``decay``: fraction of instances where the submission is worse) on a matched
+    design (:func:`decay_bounds` with ``match="subsample"``), as the paper's estimate, a 95% LCB, and a rigorous
+    95% LCB on one 0/1 run per pretraining seed; and run-level disagreement. With a single run the bounds are
+    not available (they need >= 2 runs to build the random baseline).
     """
     rng = check_rng(seed)
     folder = resolve(reference, revision)
@@ -86,7 +98,7 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
                      "submission's side they account for finetuning noise only; they describe this checkpoint, not "
                      "the training recipe.")
 
-    acc, low, high = _accuracy_ci(x, n_boot, rng)
+    acc, low, high = _accuracy_ci(x)
     ladder_rows, versus_rows, curves = [], [], {}
     tensors = {}
     for size in entry["sizes"]:
@@ -98,26 +110,19 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
         ladder_rows.append({"size": size, "n_params": entry["grid"][size]["n_params"], "accuracy": float(runs.mean()),
                             "run_std": float(runs.std(ddof=1)) if runs.size > 1 else np.nan, "runs": runs.size})
     for size, ref in tensors.items():
-        if ref.shape == x.shape and np.array_equal(ref, x):
-            notes.append(f"The submission's runs are identical to the reference size {size}'s: the random-baseline "
-                         f"bounds assume independent runs and are meaningless for this pair.")
         row: dict[str, object] = {"reference": size}
-        pb = paired_bootstrap(ref, x, n_boot=n_boot, seed=rng)
+        pb = paired_bootstrap(ref, x)
         row.update({"delta_accuracy": pb.delta, "delta_ci_low": pb.ci_low, "delta_ci_high": pb.ci_high,
-                    "disagreement": _disagreement(ref, x)})
+                    "position": _position(pb), "disagreement": _disagreement(ref, x)})
         if n_runs >= 2:
-            b = decay_bounds(ref, x, n_boot=n_boot, seed=rng)
-            row.update({"decay": b.decay, "decay_crossfit": b.decay_crossfit, "decay_lcb": b.decay_lcb,
-                        "improve": b.improve, "improve_crossfit": b.improve_crossfit, "improve_lcb": b.improve_lcb,
-                        "noise_submission": b.noise_larger, "noise_reference": b.noise_smaller})
+            bounds, b = _bounds(ref, x, n_boot, rng)
+            row.update(bounds)
             curves[size] = {"t": b.thresholds.tolist(), "difference": b.ecdf_difference.tolist(),
-                            "baseline": b.ecdf_baseline.tolist(), "decay": b.decay, "t_decay": b.decay_threshold}
+                            "baseline": b.ecdf_baseline.tolist(), "decay": b.decay, "t_decay": b.decay_threshold,
+                            "decay_lcb": b.decay_lcb}
         versus_rows.append(row)
     ladder = pd.DataFrame(ladder_rows)
-    below = ladder.loc[ladder["accuracy"] < acc, "size"].tolist()
-    above = ladder.loc[ladder["accuracy"] >= acc, "size"].tolist()
-    position = ("above every reference size" if not above else "below every reference size" if not below
-                else f"above {', '.join(below)}; below {', '.join(above)}")
+    position = _ladder_position(versus_rows)
     accuracy = pd.DataFrame([{"model": sub.name, "accuracy": acc, "ci_low": low, "ci_high": high,
                               "runs": f"{x.shape[1]} x {x.shape[2]}", "ladder_position": position}])
 
@@ -144,11 +149,22 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
         curves=curves, ladder_accuracy=ladder)
 
 
+def _ladder_position(rows: list[dict[str, object]]) -> str:
+    """'above A, B; indistinguishable from C; below D' from the per-size paired intervals."""
+    groups = {k: [r["reference"] for r in rows if r["position"] == k] for k in ("above", "indistinguishable", "below")}
+    if len(groups["above"]) == len(rows):
+        return "above every reference size"
+    if len(groups["below"]) == len(rows):
+        return "below every reference size"
+    words = {"above": "above", "indistinguishable": "indistinguishable from", "below": "below"}
+    return "; ".join(f"{words[k]} {', '.join(v)}" for k, v in groups.items() if v)
+
+
 def format_comparison(c: Comparison) -> str:
     lines = [f"{c.submission['model']} on {c.submission['task']} / {c.submission['split']}", *c.notes, "",
              c.accuracy.to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]
-    cols = [k for k in ("reference", "delta_accuracy", "delta_ci_low", "delta_ci_high", "decay", "decay_crossfit",
-                        "decay_lcb", "improve", "improve_lcb") if k in c.versus.columns]
+    cols = [k for k in ("reference", "delta_accuracy", "delta_ci_low", "delta_ci_high", "position", "decay",
+                        "decay_lcb", "decay_lcb_rigorous", "improve", "improve_lcb") if k in c.versus.columns]
     lines += ["versus each reference size (delta = submission - reference; decay = fraction of instances where the "
               "submission is worse)", c.versus[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
     return "\n".join(lines)
@@ -172,7 +188,7 @@ def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
             cv = c.curves[size]
             ax.step(cv["t"], cv["difference"], where="post", label=f"ΔAcc (submission − {size})")
             ax.step(cv["t"], cv["baseline"], where="post", linestyle="--", label="random baseline")
-            ax.set_title(f"vs {size}: decay ≥ {cv['decay']:.3f}")
+            ax.set_title(f"vs {size}: paper estimate {cv['decay']:.3f}, 95% LCB {cv['decay_lcb']:.3f}")
             ax.set_xlabel("instance accuracy difference t")
             ax.set_ylabel("fraction of instances ≤ t")
             ax.legend(fontsize=8, loc="upper left")
@@ -201,10 +217,15 @@ def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
           f"(pretraining x finetuning seeds).\n", *[f"> {n}\n" for n in c.notes],
           "## Accuracy\n", markdown_table(c.accuracy), "", "## Reference ladder\n", markdown_table(c.ladder_accuracy), "",
           "## Versus each reference size\n",
-          "`delta_accuracy` = submission − reference, with a 95% multi-bootstrap interval (seeds of both and "
-          "instances, paired). `decay` lower-bounds the fraction of instances on which the submission's expected "
-          "accuracy is below the reference size's; `improve` the fraction where it is above (paper estimate, "
-          "cross-fitted, 95% one-sided LCB). The noise columns say which seed noise each side's baseline covers.\n",
+          "`delta_accuracy` = submission − reference, with a 95% t interval over both models' seeds and the "
+          "instances (paired); `position` reads it: above, below, or indistinguishable (the interval contains 0). "
+          "`decay` is the paper's estimate of a lower bound on the fraction of instances on which the submission's "
+          "expected accuracy is below the reference size's (biased upward: not evidence on its own); `decay_lcb` "
+          "a one-sided 95% lower confidence bound on that fraction, on the matched `design` (both sides compared "
+          "with the same number of units and runs per unit: the larger design is subsampled, repeatedly, and "
+          "averaged); `decay_lcb_rigorous` the same on one 0/1 run per pretraining seed (`rigorous_design`), where "
+          "Theorem 1 holds exactly. `improve*` likewise for instances where the submission is better. The noise "
+          "columns say which seed noise each side's units carry.\n",
           markdown_table(c.versus), ""]
     if c.variance:
         md += ["## Variance\n", "```json", json.dumps(c.variance, indent=2), "```", ""]

@@ -52,6 +52,19 @@ def _is_binary(x: np.ndarray) -> bool:
     return bool(np.isin(x, (0.0, 1.0)).all())
 
 
+def _rigorous(smaller: np.ndarray, larger: np.ndarray, paper: DecayBounds, confidence: float, n_boot: int,
+              rng: np.random.Generator) -> dict[str, object]:
+    """LCBs on one 0/1 run per pretraining seed (Theorem 1 exact, same target as the all-runs estimate);
+    empty for probability scores, where no design is rigorous."""
+    if paper.rigorous:
+        return {"decay_lcb_rigorous": paper.decay_lcb, "improve_lcb_rigorous": paper.improve_lcb}
+    if not (_is_binary(smaller) and _is_binary(larger)):
+        return {"decay_lcb_rigorous": None, "improve_lcb_rigorous": None}
+    r = decay_bounds(smaller, larger, match="subsample", runs_per_unit=1, confidence=confidence, n_boot=n_boot,
+                     seed=rng)
+    return {"decay_lcb_rigorous": r.decay_lcb, "improve_lcb_rigorous": r.improve_lcb}
+
+
 def analyze_ladder(
     ladder: Mapping[str, object],
     *,
@@ -65,9 +78,11 @@ def analyze_ladder(
 
     Scores follow the input convention of :mod:`instdecay.evaluate` (``(N, P, F[, E])`` per size, same instances).
     Computes accuracy per size (mean and std over runs), the unbiased loss decomposition at the last
-    checkpoint (and the plug-in one for contrast; call :func:`decompose` on 4-D scores for checkpoint variance), seed disagreement (0/1 input), decay and improve bounds for every ordered pair
-    (paper, cross-fitted, LCB), and momentum (naive and noise-corrected) for consecutive triples and for
-    (smallest, middle, largest).
+    checkpoint (and the plug-in one for contrast; call :func:`decompose` on 4-D scores for checkpoint
+    variance), seed disagreement (0/1 input), decay and improve bounds for every ordered pair (the paper's
+    all-runs estimate, a 95% LCB on that design, and a rigorous LCB on one 0/1 run per pretraining seed; sizes
+    with different seed grids are compared on a matched design), and momentum (naive and noise-corrected) for
+    consecutive triples and for (smallest, middle, largest).
     """
     if len(ladder) < 2:
         raise ValueError(f"ladder: need at least 2 sizes, found {len(ladder)}")
@@ -94,8 +109,10 @@ def analyze_ladder(
     bound_rows = []
     extreme = None
     for i, j in tqdm(pairs, desc="decay bounds", disable=not progress):
-        r = decay_bounds(last[sizes[i]], last[sizes[j]], confidence=confidence, n_boot=n_boot, seed=rng)
-        bound_rows.append({"smaller": sizes[i], "larger": sizes[j], **r.to_dict()})
+        r = decay_bounds(last[sizes[i]], last[sizes[j]], match="subsample", confidence=confidence, n_boot=n_boot,
+                         seed=rng)
+        bound_rows.append({"smaller": sizes[i], "larger": sizes[j], **r.to_dict(),
+                           **_rigorous(last[sizes[i]], last[sizes[j]], r, confidence, n_boot, rng)})
         if (i, j) == (0, len(sizes) - 1):
             extreme = r
 

@@ -8,19 +8,22 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from ._bootstrap import draw_weights, nested_draws
-from ._validate import SeedLike, as_scores, check_rng, check_same_instances, last_checkpoint
+from ._validate import SeedLike, Units, as_scores, as_units, check_rng, check_same_instances, last_checkpoint
 
 Alternative = Literal["two-sided", "greater", "less"]
+Interval = Literal["t", "percentile"]
+Resample = Literal["seeds", "nested"]
 
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Accuracy difference ``delta = acc(B) - acc(A)`` with a percentile bootstrap interval and p-value.
+    """Accuracy difference ``delta = acc(B) - acc(A)`` with a two-sided ``confidence`` interval and a p-value.
 
-    ``ci_low, ci_high`` is a two-sided ``confidence`` interval for delta. ``p_value`` tests H0: delta = 0
-    against ``alternative`` ("greater": B better than A), as the bootstrap share of replicates on the other
-    side of 0 (doubled for two-sided), floored at ``1 / n_boot``.
+    ``ci_low, ci_high`` covers the expected difference over both models' seeds and the instance population.
+    ``p_value`` tests H0: delta = 0 against ``alternative`` ("greater": B better than A). ``se`` and ``df`` are the
+    standard error and Welch-Satterthwaite degrees of freedom of the t interval (``df`` is inf when seed noise
+    is negligible against instance sampling); ``noise_a`` / ``noise_b`` say what each model's units are, and
+    ``warning`` flags intervals that do not cover seed noise as promised.
     """
 
     accuracy_a: float
@@ -31,7 +34,15 @@ class PairedComparison:
     p_value: float
     alternative: Alternative
     confidence: float
+    interval: Interval
+    resample: Resample
+    paired_seeds: bool
     n_boot: int
+    se: float
+    df: float
+    noise_a: str
+    noise_b: str
+    warning: str | None = None
     direction: str = "delta = accuracy(B) - accuracy(A)"
 
     def to_dict(self) -> dict[str, object]:
@@ -53,17 +64,72 @@ class McNemarResult:
     direction: str = "B vs A: 'greater' = B more accurate"
 
 
-def _weights(n_units: int, n_rep: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Nested seed-bootstrap weights (n_boot, n_units * n_rep) summing to 1 per replicate."""
-    return draw_weights(nested_draws(n_units, n_rep, n_boot, rng), n_boot, n_units * n_rep)
-
-
-def _as_runs(x: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Flatten to (N, units * replicates); 2-D columns are units with one replicate."""
+def _per_unit(x: np.ndarray, name: str) -> Units:
+    """Units of one model: pretraining seeds (their finetuning runs averaged), or the finetuning runs of a
+    single pretrained model, or the columns of 2-D input; a single run is one unit."""
     x = last_checkpoint(x)
-    if x.ndim == 2:
-        return x, x.shape[1], 1
-    return x.reshape(x.shape[0], -1), x.shape[1], x.shape[2]
+    if x.ndim == 3 and x.shape[1] == 1 and x.shape[2] == 1:
+        return Units(x[:, 0, :, None], noise="one run: seed noise is not covered", unit_name="run")
+    if x.ndim == 2 and x.shape[1] == 1:
+        return Units(x[:, :, None], noise="one run: seed noise is not covered", unit_name="run")
+    return as_units(x, name)
+
+
+def _t_interval(ua: Units, ub: Units, paired_seeds: bool) -> tuple[float, float]:
+    """Standard error and Welch-Satterthwaite df of delta from its variance components.
+
+    Seed part: the variance over units of each model's per-unit accuracy, over the number of units (with
+    ``paired_seeds``, of the per-seed differences). Instance part: the variance over instances of the
+    per-instance difference of mean scores, minus its seed noise (estimated from the per-instance spread of
+    the units around their accuracies, as in Theorem 2), over N; it carries no df (N is large)."""
+    ma, mb = ua.unit_means(), ub.unit_means()  # (N, U)
+    n = ma.shape[0]
+    x = mb.mean(axis=1) - ma.mean(axis=1)
+    if paired_seeds:
+        diff = mb - ma
+        seed_parts = [(diff.mean(axis=0).var(ddof=1) / diff.shape[1], diff.shape[1] - 1)]
+        centred = diff - diff.mean(axis=0)
+        instance_noise = centred.var(axis=1, ddof=1).mean() / diff.shape[1]
+    else:
+        seed_parts, instance_noise = [], 0.0
+        for m in (ma, mb):
+            u = m.shape[1]
+            if u >= 2:
+                seed_parts.append((m.mean(axis=0).var(ddof=1) / u, u - 1))
+                instance_noise += (m - m.mean(axis=0)).var(axis=1, ddof=1).mean() / u
+    instance_part = max(0.0, (x.var(ddof=1) - instance_noise) / n) if n >= 2 else 0.0
+    variance = instance_part + sum(v for v, _ in seed_parts)
+    denominator = sum(v**2 / df for v, df in seed_parts)
+    df = variance**2 / denominator if denominator > 0 else np.inf
+    return float(np.sqrt(variance)), float(df)
+
+
+def _bootstrap(ua: Units, ub: Units, n_boot: int, resample: Resample, paired_seeds: bool,
+               rng: np.random.Generator) -> np.ndarray:
+    """Multi-bootstrap replicates of delta: instances resampled once per replicate, shared by both models;
+    units (seeds) resampled per model (the same draws for both with ``paired_seeds``); with
+    ``resample="nested"`` also the runs within each drawn unit."""
+    n = ua.values.shape[0]
+    flat = {}
+    for key, u in (("a", ua), ("b", ub)):
+        flat[key] = u.values.reshape(n, -1) if resample == "nested" else u.unit_means()
+    boot = np.empty(n_boot)
+    chunk = max(1, 4_000_000 // n)
+    for start in range(0, n_boot, chunk):
+        m = min(chunk, n_boot - start)
+        draws = rng.integers(0, n, size=(m, n)) + (np.arange(m) * n)[:, None]
+        inst = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n) / n
+        shared = rng.integers(0, ua.n_units, size=(m, ua.n_units)) if paired_seeds else None
+        acc = {}
+        for key, u in (("a", ua), ("b", ub)):
+            units = shared if shared is not None else rng.integers(0, u.n_units, size=(m, u.n_units))
+            runs = u.values.shape[2] if resample == "nested" else 1
+            reps = rng.integers(0, runs, size=(m, u.n_units, runs))
+            cells = units[:, :, None] * runs + reps + (np.arange(m) * u.n_units * runs)[:, None, None]
+            weights = np.bincount(cells.ravel(), minlength=cells.size).reshape(m, -1) / cells[0].size
+            acc[key] = ((inst @ flat[key]) * weights).sum(axis=1)
+        boot[start : start + m] = acc["b"] - acc["a"]
+    return boot
 
 
 def _p_value(boot: np.ndarray, alternative: Alternative) -> float:
@@ -80,14 +146,32 @@ def paired_bootstrap(
     n_boot: int = 1000,
     confidence: float = 0.95,
     alternative: Alternative = "two-sided",
+    interval: Interval = "t",
+    resample: Resample = "seeds",
+    paired_seeds: bool = False,
     seed: SeedLike = 0,
 ) -> PairedComparison:
-    """Multi-bootstrap comparison of mean accuracy (or mean gold probability) of model B against model A.
+    r"""Compare the mean accuracy (or mean gold probability) of model B with model A, paired over instances.
 
-    Each replicate resamples, independently for each model, its pretraining seeds with replacement and,
-    within each drawn seed, its finetuning runs (the seed hierarchy), and resamples the instances once,
-    shared by both models (paired over instances), as in the MultiBERTs multi-bootstrap. The interval thus
-    covers seed noise of both models and the sampling of instances.
+    Target: :math:`\delta = \mathbb{E}[\mathrm{acc}_B] - \mathbb{E}[\mathrm{acc}_A]`, the expected difference over
+    both models' seeds and the population the instances are drawn from. A model's units are its pretraining
+    seeds (each seed's finetuning runs enter through their mean), or with one pretraining seed its finetuning
+    runs (then the target is about that pretrained checkpoint), or the columns of 2-D input.
+
+    ``interval="t"`` (default): :math:`\hat\delta \pm t_{
+u}\,\widehat{SE}` with
+    :math:`\widehat{SE}^2 = s^2_A/U_A + s^2_B/U_B + V_{inst}` (``s^2``: variance of per-unit accuracies;
+    with ``paired_seeds``, :math:`s^2_{B-A}/U` of per-seed differences) and :math:`V_{inst}` the instance
+    sampling variance with the seed noise removed (Theorem 2's correction), and Welch-Satterthwaite
+    :math:`
+u`. It holds with few seeds, where seed noise is estimated from few units (wide at 2 seeds).
+
+    ``interval="percentile"``: the percentile interval of the multi-bootstrap (MultiBERTs, Sellam et al. 2022):
+    each of ``n_boot`` replicates resamples the instances once, shared by both models, and each model's units
+    (``paired_seeds``: the same unit indices for both, for models that share pretraining seeds); with
+    ``resample="nested"`` also the finetuning runs within each drawn unit, which counts finetuning noise twice
+    (it is already in the unit means). Percentile intervals under-cover with fewer than 4 units per model:
+    the result's ``warning`` says so.
 
     Parameters
     ----------
@@ -112,35 +196,43 @@ def paired_bootstrap(
         raise ValueError(f"confidence: expected a level in (0, 1), found {confidence}")
     if alternative not in ("two-sided", "greater", "less"):
         raise ValueError(f"alternative: expected 'two-sided', 'greater' or 'less', found {alternative!r}")
-    xa, ua, ra = _as_runs(as_scores(a, "a"))
-    xb, ub, rb = _as_runs(as_scores(b, "b"))
-    n = check_same_instances(a=xa, b=xb)
+    if interval not in ("t", "percentile"):
+        raise ValueError(f"interval: expected 't' or 'percentile', found {interval!r}")
+    if resample not in ("seeds", "nested"):
+        raise ValueError(f"resample: expected 'seeds' or 'nested', found {resample!r}")
+    ua, ub = _per_unit(as_scores(a, "a"), "a"), _per_unit(as_scores(b, "b"), "b")
+    check_same_instances(a=ua.values, b=ub.values)
+    if paired_seeds and ua.n_units != ub.n_units:
+        raise ValueError(f"paired_seeds: both models need the same seeds, found {ua.n_units} and {ub.n_units} units")
     rng = check_rng(seed)
-
-    boot = np.empty(n_boot)
-    chunk = max(1, 4_000_000 // n)
-    for start in range(0, n_boot, chunk):
-        m = min(chunk, n_boot - start)
-        draws = rng.integers(0, n, size=(m, n)) + (np.arange(m) * n)[:, None]
-        inst = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n) / n
-        run_acc_a, run_acc_b = inst @ xa, inst @ xb  # (m, runs): each run's accuracy on the resampled instances
-        acc_a = (run_acc_a * _weights(ua, ra, m, rng)).sum(axis=1)
-        acc_b = (run_acc_b * _weights(ub, rb, m, rng)).sum(axis=1)
-        boot[start : start + m] = acc_b - acc_a
-
+    acc_a, acc_b = float(ua.unit_means().mean()), float(ub.unit_means().mean())
+    delta = acc_b - acc_a
+    se, df = _t_interval(ua, ub, paired_seeds)
     alpha = 1 - confidence
-    low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    acc_a, acc_b = float(xa.mean()), float(xb.mean())
+    warning = None
+    if min(ua.n_units, ub.n_units) < 2:
+        warning = "a model has a single run: the interval covers instance sampling, not seed noise"
+    if interval == "t":
+        half = float(stats.t.ppf(1 - alpha / 2, df) * se)
+        low, high = delta - half, delta + half
+        if se > 0:
+            tail = {"greater": stats.t.sf(delta / se, df), "less": stats.t.cdf(delta / se, df),
+                    "two-sided": 2 * stats.t.sf(abs(delta) / se, df)}[alternative]
+        else:
+            tail = 1.0 if delta == 0 or (alternative == "greater") == (delta < 0) and alternative != "two-sided" else 0.0
+        p = float(min(1.0, tail))
+    else:
+        boot = _bootstrap(ua, ub, n_boot, resample, paired_seeds, rng)
+        low, high = (float(v) for v in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+        p = _p_value(boot, alternative)
+        if min(ua.n_units, ub.n_units) < 4 and warning is None:
+            warning = (f"percentile bootstrap with {min(ua.n_units, ub.n_units)} units: it under-covers with fewer "
+                       f"than 4 seeds per model; use interval='t'")
     return PairedComparison(
-        accuracy_a=acc_a,
-        accuracy_b=acc_b,
-        delta=acc_b - acc_a,
-        ci_low=float(low),
-        ci_high=float(high),
-        p_value=_p_value(boot, alternative),
-        alternative=alternative,
-        confidence=confidence,
-        n_boot=n_boot,
+        accuracy_a=acc_a, accuracy_b=acc_b, delta=delta, ci_low=low, ci_high=high, p_value=p,
+        alternative=alternative, confidence=confidence, interval=interval, resample=resample,
+        paired_seeds=paired_seeds, n_boot=n_boot if interval == "percentile" else 0, se=se, df=df,
+        noise_a=ua.noise, noise_b=ub.noise, warning=warning,
     )
 
 

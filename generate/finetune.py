@@ -6,7 +6,6 @@ Needs the ``[generate]`` extra (torch, transformers).
 from __future__ import annotations
 
 import math
-import platform
 import time
 from dataclasses import asdict
 from importlib.metadata import version
@@ -21,6 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from .. import __version__
 from ..release.shards import Checkpoint, RunMeta, make_predictions, write_shard, write_task
 from .data import Examples, instances_table, load_source, task_info
+from .device import default_device, describe_device
 from .spec import Pretrained, Size, Spec, SpecError
 
 # Separate streams for the classifier-head initialisation and the data order, as the paper did.
@@ -29,10 +29,6 @@ _HEAD_STREAM, _ORDER_STREAM, _DROPOUT_STREAM = 1, 2, 3
 
 def stream_seed(finetune_seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([finetune_seed, stream]).generate_state(1)[0])
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def count_parameters(model: torch.nn.Module, embeddings: bool = True) -> int:
@@ -161,11 +157,6 @@ def run_finetune(spec: Spec, size_name: str, pretrain_seed: int, finetune_seed: 
 
     meta = RunMeta(**meta_base, checkpoints=tuple(checkpoints), hyperparameters=asdict(hp),
                    versions={pkg: version(pkg) for pkg in ("torch", "transformers", "datasets", "numpy")} | {"instdecay": __version__},
-                   device=_describe(dev), spec_hash=spec.hash, wall_time_s=round(time.perf_counter() - start_time, 3))
+                   device=describe_device(dev), spec_hash=spec.hash, wall_time_s=round(time.perf_counter() - start_time, 3))
     return write_shard(spec.output, meta, pa.concat_tables(tables))
 
-
-def _describe(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(dev)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

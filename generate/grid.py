@@ -8,7 +8,13 @@ reported and retried on the next invocation without stopping the others.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -84,7 +90,7 @@ def execute(spec_path: str, job: Job, device: str | None = None) -> str:
     if job.kind == "pretrain":
         from .pretrain import pretrain
 
-        return str(pretrain(spec, job.size, job.pretrain_seed, progress=False))
+        return str(pretrain(spec, job.size, job.pretrain_seed, device=device, progress=False))
     from .finetune import run_finetune
 
     return str(run_finetune(spec, job.size, job.pretrain_seed, job.finetune_seed, device=device, progress=False))
@@ -98,13 +104,42 @@ def _safe(spec_path: str, job: Job, device: str | None) -> Outcome:
         return Outcome(job, "failed", last)
 
 
+def _init_worker(parent_pid: int, threads: int) -> None:
+    """Process-pool worker set-up: die with the parent (Linux parent-death signal; elsewhere a watch thread),
+    and share the machine's cores among the workers instead of each taking all of them."""
+    _die_with_parent(parent_pid)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the kernel kills this worker when its parent dies
+    else:
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def _run_batch(spec_path: str, batch: list[Job], executor: Executor, workers: int, device: str | None,
                ray_address: str | None, num_cpus: float, num_gpus: float, on_done: Callable[[Outcome], None]) -> None:
     if executor == "local":
         for job in batch:
             on_done(_safe(spec_path, job, device))
     elif executor == "process":
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(os.getpid(), threads)) as pool:
             futures = [pool.submit(_safe, spec_path, job, device) for job in batch]
             for future in as_completed(futures):
                 on_done(future.result())

@@ -7,8 +7,10 @@ finetuning code path loads it like any Hub checkpoint.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -16,6 +18,7 @@ from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, get_linear_schedule_with_warmup
 
 from .data import load_source
+from .device import default_device, describe_device
 from .spec import Pretraining, Size, Spec, SpecError
 
 DONE_MARKER = "instdecay_pretrained.json"
@@ -54,8 +57,21 @@ def _mask(ids: torch.Tensor, special: torch.Tensor, cfg: Pretraining, mask_id: i
     return inputs, chosen, ids[chosen]
 
 
-def pretrain(spec: Spec, size_name: str, seed: int, *, progress: bool = True) -> Path:
-    """Pretrain the model of ``size_name`` / pretraining ``seed``; return its folder (skips if already done)."""
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs that support it; full precision elsewhere (CPU autocast is slower here)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None, progress: bool = True) -> Path:
+    """Pretrain the model of ``size_name`` / pretraining ``seed`` on ``device`` (default: cuda when available);
+    return its folder (skips if already done).
+
+    Batches and masks are drawn on the CPU from a seeded generator (the same masks on every device) and moved
+    to the device once per step; on GPUs with bf16 the forward pass runs under bf16 autocast.
+    """
+    start_time = time.perf_counter()
     size: Size = spec.size(size_name)
     matches = [p for p in size.pretrained if p.seed == seed and p.pretrain is not None]
     if not matches:
@@ -64,6 +80,8 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, progress: bool = True) ->
     out = Path(spec.pretrained_path(size, matches[0]))
     if (out / DONE_MARKER).exists():
         return out
+    dev = torch.device(device) if device else default_device()
+    amp_dtype = _autocast_dtype(dev)
     corpus = load_source(cfg.corpus, spec.task)
     if cfg.text_field != spec.task.text_fields[0]:
         raise SpecError(f"{spec.path}: pretrain.text_field must be the task's first text field")
@@ -76,14 +94,16 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, progress: bool = True) ->
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
                         num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
                         max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
-    model = BertForMaskedLM(config)
+    model = BertForMaskedLM(config).to(dev)
     enc = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup * cfg.steps), cfg.steps)
+    special_ids = torch.tensor(tokenizer.all_special_ids)
     model.train()
     order = torch.randperm(len(enc), generator=gen)
     cursor = 0
+    recent: list[float] = []  # losses of the last 100 steps (the final loss of one batch is noisy)
     bar = tqdm(range(cfg.steps), desc=f"pretrain {size_name} seed {seed}", disable=not progress)
     for _ in bar:
         if cursor + cfg.batch_size > len(order):
@@ -92,27 +112,33 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, progress: bool = True) ->
         cursor += cfg.batch_size
         batch = tokenizer.pad([{"input_ids": enc[r]} for r in rows], return_tensors="pt")
         ids, attention = batch["input_ids"], batch["attention_mask"]
-        special = torch.isin(ids, torch.tensor(tokenizer.all_special_ids))
-        inputs, chosen, targets = _mask(ids, special, cfg, tokenizer.mask_token_id, len(tokenizer), gen)
-        hidden = model.bert(input_ids=inputs, attention_mask=attention).last_hidden_state
-        logits = model.cls(hidden[chosen])  # vocabulary projection at the masked positions only
-        loss = torch.nn.functional.cross_entropy(logits, targets)
+        inputs, chosen, targets = _mask(ids, torch.isin(ids, special_ids), cfg, tokenizer.mask_token_id,
+                                        len(tokenizer), gen)
+        inputs, attention, chosen, targets = (t.to(dev, non_blocking=True) for t in (inputs, attention, chosen, targets))
+        with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            hidden = model.bert(input_ids=inputs, attention_mask=attention).last_hidden_state
+            logits = model.cls(hidden[chosen])  # vocabulary projection at the masked positions only
+        loss = torch.nn.functional.cross_entropy(logits.float(), targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        recent = (recent + [loss.item()])[-100:]
+        bar.set_postfix(loss=f"{recent[-1]:.3f}")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        model.save_pretrained(staging)
+        model.to("cpu").save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         n_non_embedding = sum(p.numel() for n, p in model.bert.named_parameters() if "embeddings" not in n)
-        (staging / DONE_MARKER).write_text(
-            f'{{"size": "{size_name}", "seed": {seed}, "steps": {cfg.steps}, "final_mlm_loss": {loss.item():.4f}, '
-            f'"non_embedding_params": {n_non_embedding}}}\n')
+        marker = {"size": size_name, "seed": seed, "steps": cfg.steps, "final_mlm_loss": round(recent[-1], 4),
+                  "mlm_loss_last_100_steps": round(sum(recent) / len(recent), 4),
+                  "non_embedding_params": n_non_embedding, "device": describe_device(dev),
+                  "precision": "bf16 autocast" if amp_dtype is not None else "fp32",
+                  "wall_time_s": round(time.perf_counter() - start_time, 1)}
+        (staging / DONE_MARKER).write_text(json.dumps(marker) + "\n")
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)

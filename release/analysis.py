@@ -10,12 +10,13 @@ from ..loaders.read import load_tensor
 
 
 def _verdict(row) -> str:
-    lcb = row["decay_lcb"]
-    if lcb is not None and lcb > 0:
-        return (f"the one-sided 95% lower confidence bound on the decaying fraction is {lcb:.4f} > 0: this ladder "
-                f"shows instances that decay after correcting for pretraining and finetuning noise")
-    return (f"the one-sided 95% lower confidence bound on the decaying fraction is {lcb:.4f} ≤ 0: the decay "
-            f"that the paper's estimator reports is not distinguishable from seed noise here")
+    lcb, rigorous = row["decay_lcb"], row["decay_lcb_rigorous"]
+    text = f"the one-sided 95% lower confidence bound on the decaying fraction is {lcb:.4f} (all runs)"
+    if rigorous is not None:
+        text += f" and {rigorous:.4f} (rigorous: one run per pretraining seed)"
+    if lcb > 0:
+        return text + ": this ladder shows instances that decay after correcting for pretraining and finetuning noise"
+    return text + ": the decay that the paper's estimator reports is not distinguishable from seed noise here"
 
 
 def analysis_markdown(folder: Path, manifest: dict, *, n_boot: int = 1000, progress: bool = False) -> str:
@@ -44,7 +45,7 @@ def analysis_markdown(folder: Path, manifest: dict, *, n_boot: int = 1000, progr
             first, last = report.sizes[0], report.sizes[-1]
             extreme = report.bounds[(report.bounds.smaller == first) & (report.bounds.larger == last)].iloc[0]
             parts.append(f"**{first} → {last}**: paper estimate of the decaying fraction "
-                         f"{extreme['decay']:.4f}, cross-fitted {extreme['decay_crossfit']:.4f}; {_verdict(extreme)}. "
+                         f"{extreme['decay']:.4f}; {_verdict(extreme)}. "
                          f"Improving fraction: paper {extreme['improve']:.4f}, 95% LCB {extreme['improve_lcb']:.4f}.\n")
             for title, df in report_tables(report).items():
                 if not df.empty:

@@ -161,7 +161,7 @@ def test_comparison_report(tmp_path, world, capsys):
     assert "new-model on toy / validation" in printed and "versus each reference size" in printed
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [r["reference"] for r in report["versus"]] == ["tiny", "small"]
-    assert {"decay", "decay_crossfit", "decay_lcb", "improve_lcb", "noise_submission"} <= set(report["versus"][0])
+    assert {"decay", "decay_lcb", "decay_lcb_rigorous", "improve_lcb", "design", "position", "noise_submission"} <= set(report["versus"][0])
     assert report["variance"]["decomposition"]["finetune_var"] is not None
     assert (tmp_path / "out" / "ecdf.png").exists() and (tmp_path / "out" / "accuracy_vs_size.png").exists()
 
