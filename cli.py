@@ -170,21 +170,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wrote_submission(path) -> int:
-    print(f"wrote {path}; add a submission.yaml (model, task, split, ...) beside it, then `instdecay submit validate`")
+def _wrote_submission(folder: Path) -> int:
+    print(f"wrote {folder / 'predictions.parquet'} and {folder / 'submission.yaml'}; check it with "
+          f"`instdecay submit validate {folder}`")
     return 0
 
 
-def _import_lm_eval(args: argparse.Namespace) -> int:
-    from .evaluate.importers import import_lm_eval
+def _seed_map(args: argparse.Namespace):
+    from .evaluate.importers import read_seed_map
 
-    return _wrote_submission(import_lm_eval(args.files, args.out, args.labels.split(","), args.id_template))
+    return read_seed_map(args.seed_map) if args.seed_map else None
+
+
+def _import_lm_eval(args: argparse.Namespace) -> int:
+    from .evaluate.lm_eval import import_lm_eval
+    from .loaders import DEFAULT_REFERENCE
+
+    return _wrote_submission(import_lm_eval(
+        args.sources, args.out, args.reference or DEFAULT_REFERENCE, task=args.task, split=args.split,
+        harness_task=args.harness_task, labels=args.labels, filter_name=args.filter, metric=args.metric,
+        id_template=args.id_template, doc_fields=args.doc_fields.split(",") if args.doc_fields else None,
+        realign=args.realign, pretrain_seed=args.pretrain_seed, finetune_seed=args.finetune_seed,
+        seed_map=args.seed_map, metadata=_metadata_flags(args), revision=args.revision))
 
 
 def _import_csv(args: argparse.Namespace) -> int:
     from .evaluate.importers import import_run_csvs
 
-    return _wrote_submission(import_run_csvs(args.files, args.out))
+    return _wrote_submission(import_run_csvs(
+        args.files, args.out, task=args.task, split=args.split, pretrain_seed=args.pretrain_seed,
+        finetune_seed=args.finetune_seed, seed_map=_seed_map(args), metadata=_metadata_flags(args)))
 
 
 def _import_release(args: argparse.Namespace) -> int:
@@ -207,14 +222,26 @@ def _leaderboard_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_metadata_arguments(p: argparse.ArgumentParser) -> None:
+    meta = p.add_argument_group("metadata (written to / overriding submission.yaml)")
+    for name in ("model", "task", "split", "pretrained", "url", "contact"):
+        if not any(a.dest == name for a in p._actions):
+            meta.add_argument(f"--{name}")
+    meta.add_argument("--params", type=int, help="parameter count")
+
+
+def _add_seed_arguments(p: argparse.ArgumentParser) -> None:
+    seeds = p.add_argument_group("seeds (default: from run names ending in -seed<k> or -pseed<p>-fseed<f>)")
+    seeds.add_argument("--pretrain-seed", type=int, help="pretraining seed of a single run (default: 0)")
+    seeds.add_argument("--finetune-seed", type=int, help="finetuning seed of a single run")
+    seeds.add_argument("--seed-map", help="YAML/CSV mapping run (folder or file) names to pretrain_seed, finetune_seed")
+
+
 def _add_submission_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("submission", help="prediction file (.parquet, .csv, .jsonl) or a folder of them")
     p.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped CPU-scale ladder)")
     p.add_argument("--revision", help="Hub revision of --reference")
-    meta = p.add_argument_group("metadata (override submission.yaml / submission.json)")
-    for name in ("model", "task", "split", "pretrained", "url", "contact"):
-        meta.add_argument(f"--{name}")
-    meta.add_argument("--params", type=int, help="parameter count")
+    _add_metadata_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,16 +267,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_submission_arguments(validate_sub)
     validate_sub.set_defaults(func=_submit_validate)
 
-    lm = ssub.add_parser("import-lm-eval", help="convert lm-evaluation-harness samples_<task>_*.jsonl (one per run)")
-    lm.add_argument("files", nargs="+")
-    lm.add_argument("--out", required=True, help="folder for predictions.parquet")
-    lm.add_argument("--labels", required=True, help="comma-separated label names in the task's choice order")
-    lm.add_argument("--id-template", default="validation-{doc_id}",
-                    help="instance id of a sample (default: %(default)s, the instdecay release convention)")
+    lm = ssub.add_parser(
+        "import-lm-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="convert lm-evaluation-harness --log_samples output (one model folder per run)",
+        description="Convert lm-evaluation-harness samples into a submission folder (predictions.parquet + "
+                    "submission.yaml), checking every document against the reference.",
+        epilog="example:\n  instdecay submit import-lm-eval harness-out/ --task sst2 --split validation --out my-sub/\n"
+               "  (harness-out/org__my-bert-seed0/samples_sst2_<date>.jsonl, ...-seed1/..., one folder per run)")
+    lm.add_argument("sources", nargs="+", help="samples files, harness output folders, or a Hub details dataset id")
+    lm.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
+    lm.add_argument("--task", required=True, help="reference task (e.g. sst2)")
+    lm.add_argument("--split", required=True, help="reference evaluation set (e.g. validation)")
+    lm.add_argument("--harness-task", help="the harness's task name, when it differs from --task")
+    lm.add_argument("--labels", help="map choice names to the reference's labels: choice=label,... or the label of "
+                                     "each choice in the samples' order (default: choices named like the labels)")
+    lm.add_argument("--filter", help="the harness filter to import (required when a file has several)")
+    lm.add_argument("--metric", choices=["acc", "acc_norm"], default="acc",
+                    help="acc: softmax of the choices' log-likelihoods; acc_norm: argmax of log-likelihood per "
+                         "character, labels only (default: %(default)s)")
+    lm.add_argument("--id-template", help="reference instance id of a sample (default: <split>-{doc_id})")
+    lm.add_argument("--doc-fields", help="text field(s) of the harness documents, comma-separated "
+                                         "(default for GLUE tasks, e.g. sentence for sst2)")
+    lm.add_argument("--realign", action="store_true",
+                    help="match samples to reference instances by content when doc_id points elsewhere")
+    _add_seed_arguments(lm)
+    _add_metadata_arguments(lm)
+    lm.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped ladder)")
+    lm.add_argument("--revision", help="Hub revision of --reference")
     lm.set_defaults(func=_import_lm_eval)
-    csv = ssub.add_parser("import-csv", help="combine plain per-run CSVs (instance_id + pred or prob_<label>)")
-    csv.add_argument("files", nargs="+")
-    csv.add_argument("--out", required=True)
+    csv = ssub.add_parser(
+        "import-csv", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="combine plain per-run CSVs (instance_id + pred or prob_<label>)",
+        epilog="example:\n  instdecay submit import-csv runs/bert-seed0.csv runs/bert-seed1.csv --task sst2 "
+               "--split validation --model my-bert --out my-sub/")
+    csv.add_argument("files", nargs="+", help="one CSV per run, named <run>-seed<k>.csv or <run>-pseed<p>-fseed<f>.csv")
+    csv.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
+    _add_seed_arguments(csv)
+    _add_metadata_arguments(csv)
     csv.set_defaults(func=_import_csv)
 
     fr = ssub.add_parser("from-release", help="one size of an instdecay release (e.g. your own generated runs)")

@@ -1,102 +1,106 @@
-"""Turn predictions people already have into a submission file (one parquet with one row per run x instance).
+"""Turn predictions people already have into a submission folder: ``predictions.parquet`` (one row per run x
+instance) and ``submission.yaml`` (model, task, split and provenance).
 
-- lm-evaluation-harness ``--log_samples`` output: ``samples_<task>_<timestamp>.jsonl``, one file per run. For
-  multiple-choice tasks ``filtered_resps`` holds one (log-likelihood, is-greedy) pair per choice, in label
-  order: probabilities are their softmax. For generated answers it holds text, matched to a label name.
-  ``doc_id`` is the row of the evaluated split; ``id_template`` turns it into the reference's instance id
-  (``"validation-{doc_id}"`` for the instdecay releases, whose ids are ``<original split>-<row>``).
-- plain per-run CSVs: ``instance_id`` plus ``pred`` or ``prob_<label>`` columns, one file per run.
-
-Seeds come from the file name (``...p<P>...f<F>...`` or ``...seed<F>...``) or, failing that, from the sorted file
-order as finetuning seeds 0, 1, ... of pretraining seed 0.
+- plain per-run CSVs (:func:`import_run_csvs`): ``instance_id`` plus ``pred`` or ``prob_<label>`` columns, one
+  file per run; seeds from ``--pretrain-seed/--finetune-seed`` (one file), a seed map, or file names ending in
+  ``-seed<k>`` / ``-pseed<p>-fseed<f>`` (or ``_``);
+- one size of an instdecay release (:func:`import_release`);
+- lm-evaluation-harness samples: :mod:`instdecay.evaluate.lm_eval`.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Mapping, Sequence
+from io import StringIO
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
 
-SEED_PATTERNS = (re.compile(r"p(?P<p>\d+)[^/]*?f(?P<f>\d+)"), re.compile(r"seed[_-]?(?P<f>\d+)"))
+from ..atomic import atomic_write, atomic_write_text
+from .safe_read import read_text_capped
 
-
-def _seeds(files: list[Path]) -> list[tuple[int, int]]:
-    found = []
-    for f in files:
-        for pattern in SEED_PATTERNS:
-            m = pattern.search(f.stem)
-            if m:
-                found.append((int(m.groupdict().get("p") or 0), int(m["f"])))
-                break
-        else:
-            found = []
-            break
-    if len(found) == len(files) and len(set(found)) == len(found):
-        return found
-    return [(0, k) for k in range(len(files))]
+SEED_SUFFIXES = (re.compile(r"(?:^|[-_])pseed(?P<p>\d+)[-_]fseed(?P<f>\d+)$"), re.compile(r"(?:^|[-_])seed(?P<f>\d+)$"))
 
 
-def _lm_eval_rows(path: Path, labels: list[str], id_template: str) -> pd.DataFrame:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                doc_id = int(record["doc_id"])
-                resps = record.get("filtered_resps", record.get("resps"))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}: line {line_no}: not an lm-evaluation-harness sample ({exc})") from None
-            row: dict[str, object] = {"instance_id": id_template.format(doc_id=doc_id)}
-            flat = [r[0] if isinstance(r, list) and len(r) == 1 and isinstance(r[0], list) else r for r in resps]
-            if flat and all(isinstance(r, list) and len(r) >= 1 for r in flat):
-                if len(flat) != len(labels):
-                    raise ValueError(f"{path}: line {line_no}: {len(flat)} choices, expected {len(labels)} labels {labels}")
-                loglik = np.array([float(r[0]) for r in flat])
-                p = np.exp(loglik - loglik.max())
-                row["probs"] = (p / p.sum()).tolist()
-            else:
-                answer = str(flat[0] if flat else "").strip()
-                row["pred"] = answer
-            rows.append(row)
-    return pd.DataFrame(rows)
+def seeds_from_name(name: str) -> tuple[int, int] | None:
+    """(pretrain_seed, finetune_seed) from a name ending in ``seed<k>`` or ``pseed<p>-fseed<f>``; else None."""
+    for pattern in SEED_SUFFIXES:
+        m = pattern.search(name)
+        if m:
+            return int(m.groupdict().get("p") or 0), int(m["f"])
+    return None
 
 
-def import_lm_eval(files: list[str | Path], out: str | Path, labels: list[str],
-                   id_template: str = "validation-{doc_id}") -> Path:
-    """Convert lm-evaluation-harness sample logs (one file per run) into ``out/predictions.parquet``."""
-    paths = sorted(Path(f) for f in files)
-    frames = []
-    for (p, f), path in zip(_seeds(paths), paths):
-        df = _lm_eval_rows(path, labels, id_template)
-        frames.append(df.assign(pretrain_seed=p, finetune_seed=f))
-    return _write(frames, out)
+def read_seed_map(path: str | Path) -> dict[str, tuple[int, int]]:
+    """A YAML/JSON mapping ``name: {pretrain_seed: p, finetune_seed: f}``, or a CSV with columns ``name``,
+    ``pretrain_seed``, ``finetune_seed``; names are run folder or file names."""
+    path = Path(path)
+    text = read_text_capped(path, 1 << 20)
+    try:
+        if path.suffix.lower() == ".csv":
+            rows = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False).to_dict(orient="records")
+            return {r["name"]: (int(r.get("pretrain_seed") or 0), int(r["finetune_seed"])) for r in rows}
+        raw = yaml.safe_load(text)
+        return {str(k): (int(v.get("pretrain_seed", 0)), int(v["finetune_seed"])) for k, v in raw.items()}
+    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: expected name -> pretrain_seed, finetune_seed ({type(exc).__name__}: "
+                         f"{str(exc)[:80]})") from None
 
 
-def import_run_csvs(files: list[str | Path], out: str | Path) -> Path:
-    """Combine plain per-run CSVs (``instance_id`` + ``pred`` or ``prob_<label>``) into ``out/predictions.parquet``."""
-    paths = sorted(Path(f) for f in files)
-    frames = []
-    for (p, f), path in zip(_seeds(paths), paths):
-        df = pd.read_csv(path, keep_default_na=False, na_values=[""])
-        if "instance_id" not in df.columns:
-            raise ValueError(f"{path}: needs an 'instance_id' column, found {list(df.columns)}")
-        frames.append(df.assign(pretrain_seed=p, finetune_seed=f))
-    return _write(frames, out)
-
-
-def _write(frames: list[pd.DataFrame], out: str | Path) -> Path:
+def write_submission(frames: Sequence[pd.DataFrame], out: str | Path, metadata: Mapping[str, object]) -> Path:
+    """Write ``out/predictions.parquet`` and ``out/submission.yaml`` atomically; return ``out``."""
     if not frames:
         raise ValueError("no input files")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "predictions.parquet"
-    pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
-    return path
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
+    atomic_write(out / "predictions.parquet", lambda tmp: pq.write_table(table.replace_schema_metadata(None), tmp))
+    atomic_write_text(out / "submission.yaml", yaml.safe_dump(dict(metadata), sort_keys=False, allow_unicode=True))
+    return out
+
+
+def import_run_csvs(files: Sequence[str | Path], out: str | Path, *, task: str | None = None, split: str | None = None,
+                    pretrain_seed: int | None = None, finetune_seed: int | None = None,
+                    seed_map: Mapping[str, tuple[int, int]] | None = None,
+                    metadata: Mapping[str, object] | None = None) -> Path:
+    """Combine plain per-run CSVs (``instance_id`` + ``pred`` or ``prob_<label>``) into a submission folder."""
+    paths = [Path(f) for f in files]
+    frames, seen = [], {}
+    for path in paths:
+        df = pd.read_csv(StringIO(read_text_capped(path)), keep_default_na=False, na_values=[""])
+        if "instance_id" not in df.columns:
+            raise ValueError(f"{path}: needs an 'instance_id' column, found {list(df.columns)}")
+        if "pred" not in df.columns and "probs" not in df.columns and not any(c.startswith("prob_") for c in df.columns):
+            raise ValueError(f"{path}: no predictions: give a 'pred' column (label name or index) or one "
+                             f"'prob_<label>' column per label; found {list(df.columns)}")
+        if finetune_seed is not None:
+            if len(paths) > 1:
+                raise ValueError(f"--finetune-seed names the seed of one file; {len(paths)} files given: use "
+                                 f"--seed-map or file names ending in -seed<k>")
+            seeds = (pretrain_seed or 0, finetune_seed)
+        elif seed_map is not None:
+            if path.name not in seed_map and path.stem not in seed_map:
+                raise ValueError(f"{path}: not in the seed map")
+            seeds = seed_map.get(path.name, seed_map.get(path.stem))
+        else:
+            seeds = seeds_from_name(path.stem)
+            if seeds is None:
+                raise ValueError(f"{path}: cannot tell its seeds from the name; name files <run>-seed<k>.csv or "
+                                 f"<run>-pseed<p>-fseed<f>.csv, or pass --seed-map / --finetune-seed")
+        if seeds in seen:
+            raise ValueError(f"{path} and {seen[seeds]} both claim pretrain_seed {seeds[0]}, finetune_seed {seeds[1]}")
+        seen[seeds] = path
+        frames.append(df.assign(pretrain_seed=seeds[0], finetune_seed=seeds[1]))
+    info: dict[str, object] = {"model": Path(paths[0]).parent.name if paths else "submission"}
+    info.update({k: v for k, v in (("task", task), ("split", split)) if v})
+    info["source"] = {"format": "per-run CSV", "files": [p.name for p in paths]}
+    info.update({k: v for k, v in (metadata or {}).items() if v is not None})
+    return write_submission(frames, out, info)
 
 
 def import_release(source: str | Path, task: str, split: str, size: str, out: str | Path) -> Path:
@@ -105,9 +109,19 @@ def import_release(source: str | Path, task: str, split: str, size: str, out: st
     from ..loaders.read import load_predictions, read_manifest, resolve
 
     folder = resolve(source)
-    grid = read_manifest(folder)["tasks"][task]["grid"]
+    tasks = read_manifest(folder)["tasks"]
+    if task not in tasks:
+        raise ValueError(f"{source}: no task {task!r}; tasks: {sorted(tasks)}")
+    if split not in tasks[task]["eval_sets"]:
+        raise ValueError(f"{source}: task {task} has no evaluation set {split!r}; evaluation sets: "
+                         f"{list(tasks[task]['eval_sets'])}")
+    grid = tasks[task]["grid"]
     if size not in grid:
         raise ValueError(f"{source}: no size {size!r} in {task}; sizes: {sorted(grid)}")
     df = load_predictions(folder, task, split, sizes=size, checkpoints=max(grid[size]["checkpoints"]),
                           columns=["instance_id", "pretrain_seed", "finetune_seed", "probs"])
-    return _write([df.assign(probs=df["probs"].map(lambda v: [float(x) for x in v]))], out)
+    df = df.assign(probs=df["probs"].map(lambda v: [float(x) for x in v]))
+    info = {"model": f"{size} ({Path(str(source)).name})", "task": task, "split": split,
+            "params": int(grid[size]["n_params"]), "source": {"format": "instdecay release", "release": str(source),
+                                                               "size": size}}
+    return write_submission([df], out, info)

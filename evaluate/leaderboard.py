@@ -26,7 +26,8 @@ from .submission import SubmissionError, content_hash, load_submission
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 COLUMNS = [
     ("model", "model"), ("kind", "kind"), ("params", "params"), ("runs", "runs (P × F)"),
-    ("accuracy", "accuracy"), ("ci", "± (95% CI / std)"), ("finetune_var", "finetuning variance"),
+    ("accuracy", "accuracy"), ("ci", "± (95% CI / std)"), ("position", "position vs reference (95% CI)"),
+    ("finetune_var", "finetuning variance"),
     ("decay_vs_smallest", "decay vs smallest (paper / LCB)"), ("decay_vs_largest", "decay vs largest (paper / LCB)"),
     ("improve_vs_largest", "improve vs largest (paper / LCB)"), ("submitted", "submitted"),
 ]
@@ -47,7 +48,8 @@ def _submission_rows(result: dict, slug: str) -> dict:
     return {
         "model": sub["model"], "slug": slug, "kind": "submission", "params": sub.get("params"),
         "runs": f"{sub['n_pretrain']} × {sub['n_finetune']}", "accuracy": acc["accuracy"],
-        "ci": f"[{acc['ci_low']:.4f}, {acc['ci_high']:.4f}]", "finetune_var": finetune_var,
+        "ci": f"[{acc['ci_low']:.4f}, {acc['ci_high']:.4f}]", "position": acc["ladder_position"],
+        "finetune_var": finetune_var,
         "decay_vs_smallest": _bound(versus[0], "decay"), "decay_vs_largest": _bound(versus[-1], "decay"),
         "improve_vs_largest": _bound(versus[-1], "improve"), "submitted": str(sub.get("submitted") or result["evaluated"]),
     }
@@ -66,7 +68,8 @@ def _reference_rows(folder: Path, task: str, split: str) -> list[dict]:
         fv = decompose(x).finetune_var if min(x.shape[1:]) >= 2 else None
         rows.append({"model": size, "slug": None, "kind": "reference", "params": entry["grid"][size]["n_params"],
                      "runs": f"{x.shape[1]} × {x.shape[2]}", "accuracy": float(runs.mean()),
-                     "ci": f"± {runs.std(ddof=1):.4f} (std)" if runs.size > 1 else "–", "finetune_var": fv,
+                     "ci": f"± {runs.std(ddof=1):.4f} (std)" if runs.size > 1 else "–", "position": "reference",
+                     "finetune_var": fv,
                      "decay_vs_smallest": "–", "decay_vs_largest": "–", "improve_vs_largest": "–", "submitted": "–"})
     return rows
 
@@ -151,8 +154,9 @@ def _write_markdown(board: dict, out: Path) -> None:
 
     df = pd.DataFrame([{label: _cell(r[key]) for key, label in COLUMNS} for r in board["rows"]])
     text = [f"# Leaderboard: {board['task']} / {board['split']}\n",
-            "Accuracy at each run's last checkpoint. Submissions: ± is a 95% bootstrap interval over seeds and "
-            "instances; reference sizes: std over runs. Decay/improve: lower bounds on the fraction of instances where "
+            "Accuracy at each run's last checkpoint. Submissions: ± is a 95% t interval over seeds and "
+            "instances; reference sizes: std over runs. Position: above / below / indistinguishable from each "
+            "reference size, from the paired 95% interval of the accuracy difference. Decay/improve: lower bounds on the fraction of instances where "
             "the model is worse/better than the reference size (paper estimate / 95% LCB); with one pretrained "
             "checkpoint they cover finetuning noise only.\n", markdown_table(df), ""]
     if board["rejected"]:
@@ -202,7 +206,8 @@ def _write_html(board: dict, out: Path, results: dict[str, dict]) -> None:
         body_rows.append(f'<tr class="{r["kind"]}">{"".join(cells)}</tr>')
     rejected = "".join(f"<li>{esc(e)}</li>" for e in board["rejected"])
     index = (f"<h1>Leaderboard: {esc(board['task'])} / {esc(board['split'])}</h1>"
-             f"<p>Click a column header to sort. Submissions: ± is a 95% bootstrap interval over seeds and instances; "
+             f"<p>Click a column header to sort. Submissions: ± is a 95% t interval over seeds and instances; "
+             f"position: above / below / indistinguishable from each reference size (paired 95% interval); "
              f"reference sizes: std over runs. Decay/improve: lower bounds on the fraction of instances worse/better "
              f"than the reference size (paper estimate / 95% LCB).</p>"
              f"<table id=\"board\"><thead><tr>{head}</tr></thead><tbody>{''.join(body_rows)}</tbody></table>"

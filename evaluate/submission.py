@@ -31,7 +31,8 @@ from ..loaders.schema import gold_class_mask
 MAX_BYTES = 2 * 2**30
 MAX_LISTED = 20
 METADATA_NAMES = ("submission.yaml", "submission.yml", "submission.json")
-METADATA_FIELDS = {"model", "task", "split", "params", "pretrained", "url", "contact", "submitted"}
+METADATA_FIELDS = {"model", "task", "split", "params", "pretrained", "url", "contact", "submitted", "hub_model_id",
+                   "hub_revision", "source", "runs"}
 PROB_TOLERANCE = 1e-3
 
 
@@ -67,8 +68,8 @@ class SubmissionError(ValueError):
 class Submission:
     """A validated submission aligned with its reference split.
 
-    ``correct`` / ``prob_gold``: ``(n_instances, n_pretrain, n_finetune)`` at each run's last checkpoint, in the
-    reference's instance order (``prob_gold`` is None when only labels were submitted).
+    ``correct`` / ``prob_gold`` / ``pred``: ``(n_instances, n_pretrain, n_finetune)`` at each run's last
+    checkpoint, in the reference's instance order (``prob_gold`` is None when only labels were submitted).
     """
 
     metadata: dict[str, object]
@@ -76,6 +77,7 @@ class Submission:
     split: str
     correct: np.ndarray
     prob_gold: np.ndarray | None
+    pred: np.ndarray
     pretrain_seeds: np.ndarray
     finetune_seeds: np.ndarray
     instance_ids: np.ndarray
@@ -217,7 +219,61 @@ def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[s
     rows = pd.concat(frames, ignore_index=True)
     if rows.empty:
         raise SubmissionError([Problem(Path(path).name, None, "-", "no prediction rows: at least one run is needed")])
-    return _align(rows, ref_ids, gold_mask, meta, task, split, tuple(f.name for f in files))
+    sub = _align(rows, ref_ids, gold_mask, meta, task, split, tuple(f.name for f in files))
+    problems = _copied_runs(sub, _reference_fingerprints(folder, task, split, sub.prob_gold is not None))
+    if problems:
+        raise SubmissionError(problems)
+    return sub
+
+
+def _fingerprint(values: np.ndarray, probabilities: bool) -> bytes | None:
+    """A run's identity at the reference's stored precision (float16 gold probabilities, or predicted labels);
+    None for a constant run, which independent runs can share by chance."""
+    if values.min() == values.max():
+        return None
+    return values.astype(np.float16 if probabilities else np.int64).tobytes()
+
+
+def _reference_fingerprints(folder: Path, task: str, split: str, probabilities: bool) -> dict[bytes, str]:
+    """Fingerprint -> reference run id, for every run and checkpoint of every size on this evaluation set."""
+    from ..loaders.read import load_predictions
+
+    column = "prob_gold" if probabilities else "pred"
+    df = load_predictions(folder, task, split, columns=["run_id", "instance_id", column])
+    order = pd.Index(load_instances(folder, task, split)["instance_id"])
+    out = {}
+    for run_id, group in df.groupby("run_id", sort=True):
+        values = np.empty(len(order))
+        values[order.get_indexer(group["instance_id"])] = group[column].to_numpy()
+        key = _fingerprint(values, probabilities)
+        if key is not None:
+            out.setdefault(key, str(run_id))
+    return out
+
+
+def _copied_runs(sub: Submission, reference: dict[bytes, str]) -> list[Problem]:
+    """Runs identical (at the stored precision) to another run of the submission or to a reference run: copies
+    are not independent seeds, and a copy of the reference says nothing about a new model."""
+    probabilities = sub.prob_gold is not None
+    values = sub.prob_gold if probabilities else sub.pred
+    seen: dict[bytes, str] = {}
+    problems = []
+    where = ",".join(sub.files)
+    precision = " at float16 precision" if probabilities else ""
+    for i, p in enumerate(sub.pretrain_seeds):
+        for j, f in enumerate(sub.finetune_seeds):
+            name = f"(pretrain_seed={p}, finetune_seed={f})"
+            key = _fingerprint(values[:, i, j], probabilities)
+            if key is None:
+                continue
+            if key in seen:
+                problems.append(Problem(where, None, "finetune_seed", f"run {name} is identical{precision} to run "
+                                        f"{seen[key]}: copies of a run are not independent seeds"))
+            elif key in reference:
+                problems.append(Problem(where, None, "finetune_seed", f"run {name} is identical{precision} to "
+                                        f"reference run {reference[key]}: submit a new model's predictions"))
+            seen.setdefault(key, name)
+    return problems
 
 
 def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.DataFrame,
@@ -251,9 +307,16 @@ def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.Da
                                            != instances["instance_hash"].to_numpy()[np.maximum(position, 0)]))
         problems += [Problem(name, int(r) + 1, "instance_hash", "does not match the reference's hash of this "
                              "instance (a different item or text)") for r in mismatch]
-    out["pred"] = probs.argmax(axis=1) if probs is not None else _labels_from_pred(df["pred"], labels, name, problems)
     if probs is not None:
+        out["pred"] = probs.argmax(axis=1)
         out["probs"] = list(probs)
+        if "pred" in df.columns:  # both given: they must agree (a tie in probs accepts any tied class)
+            given = _labels_from_pred(df["pred"], labels, name, problems)
+            ok = (given < 0) | (probs[np.arange(len(probs)), np.maximum(given, 0)] >= probs.max(axis=1))
+            problems += [Problem(name, int(r) + 1, "pred", f"{df['pred'].iloc[r]!r} disagrees with probs, whose "
+                                 f"largest is {labels[int(out['pred'].iloc[r])]!r}") for r in np.flatnonzero(~ok)]
+    else:
+        out["pred"] = _labels_from_pred(df["pred"], labels, name, problems)
     return out
 
 
@@ -290,12 +353,14 @@ def _align(rows: pd.DataFrame, ref_ids: np.ndarray, gold_mask: np.ndarray, meta:
     pred = rows["pred"].to_numpy()
     correct = np.zeros((n, len(p_seeds), len(f_seeds)))
     correct[i, pi, fi] = gold_mask[i, pred]
+    pred_grid = np.zeros((n, len(p_seeds), len(f_seeds)), dtype=np.int64)
+    pred_grid[i, pi, fi] = pred
     prob_gold = None
     if "probs" in rows.columns and rows["probs"].notna().all():
         probs = np.stack(rows["probs"].to_numpy())
         prob_gold = np.zeros_like(correct)
         prob_gold[i, pi, fi] = (probs * gold_mask[i]).sum(axis=1)
-    return Submission(meta, task, split, correct, prob_gold, p_seeds, f_seeds, ref_ids, files)
+    return Submission(meta, task, split, correct, prob_gold, pred_grid, p_seeds, f_seeds, ref_ids, files)
 
 
 def content_hash(path: str | Path) -> str:

@@ -184,44 +184,65 @@ def test_one_pretrained_checkpoint_says_finetuning_noise_only(tmp_path, world):
     assert "finetune_var" in c.variance
 
 
-def test_lm_eval_samples_import(tmp_path, world, capsys):
-    reference, valid = world
-    ids = sorted(set(valid["instance_id"]), key=lambda s: int(s[1:]))
-    for seed in (0, 1):
-        lines = []
-        for doc_id, instance in enumerate(ids):
-            lik = np.log(np.random.default_rng(seed * 100 + doc_id).dirichlet(np.ones(3)))
-            lines.append(json.dumps({"doc_id": int(instance[1:]), "target": 0, "acc": 1.0,
-                                     "filtered_resps": [[str(v), "False"] for v in lik]}))
-        (tmp_path / f"samples_toy_seed{seed}.jsonl").write_text("\n".join(lines) + "\n")
-    out = tmp_path / "sub"
-    assert main(["submit", "import-lm-eval", *map(str, sorted(tmp_path.glob("samples_*.jsonl"))), "--out", str(out),
-                 "--labels", "a,b,c", "--id-template", "i{doc_id}"]) == 0
-    (out / "submission.yaml").write_text("model: lm-eval-model\nsplit: validation\n")
-    sub = load_submission(out, reference)
-    assert sub.correct.shape == (20, 1, 2) and sub.finetune_seeds.tolist() == [0, 1]
-    assert "then `instdecay submit validate`" in capsys.readouterr().out
-
-
 def test_per_run_csv_import(tmp_path, world):
     reference, valid = world
     for (p, f), run in valid.groupby(["pretrain_seed", "finetune_seed"]):
         probs = np.stack(run["probs"].to_numpy())
         pd.DataFrame({"instance_id": run["instance_id"], "pred": np.array(["a", "b", "c"])[probs.argmax(axis=1)]}) \
-            .to_csv(tmp_path / f"run_p{p}_f{f}.csv", index=False)
+            .to_csv(tmp_path / f"run-pseed{p}-fseed{f}.csv", index=False)
+    assert main(["submit", "import-csv", *map(str, sorted(tmp_path.glob("run-*.csv"))), "--task", "toy",
+                 "--split", "validation", "--model", "csv-model", "--out", str(tmp_path / "sub")]) == 0
+    sub = load_submission(tmp_path / "sub", reference)  # submission.yaml written: nothing to add by hand
+    assert sub.name == "csv-model" and sub.correct.shape == (20, 2, 2) and sub.pretrain_seeds.tolist() == [0, 1]
+
+
+def test_csv_import_refuses_files_without_predictions_or_seeds(tmp_path):
     from instdecay.evaluate.importers import import_run_csvs
 
-    path = import_run_csvs(sorted(tmp_path.glob("run_*.csv")), tmp_path / "sub")
-    (path.parent / "submission.yaml").write_text("model: csv-model\nsplit: validation\n")
-    sub = load_submission(path.parent, reference)
-    assert sub.correct.shape == (20, 2, 2) and sub.pretrain_seeds.tolist() == [0, 1]
+    pd.DataFrame({"instance_id": ["i0"], "score": [0.3]}).to_csv(tmp_path / "a-seed0.csv", index=False)
+    with pytest.raises(ValueError, match="no predictions"):
+        import_run_csvs([tmp_path / "a-seed0.csv"], tmp_path / "sub")
+    pd.DataFrame({"instance_id": ["i0"], "pred": ["a"]}).to_csv(tmp_path / "model_p3_bf16.csv", index=False)
+    with pytest.raises(ValueError, match="cannot tell its seeds"):
+        import_run_csvs([tmp_path / "model_p3_bf16.csv"], tmp_path / "sub")
 
 
-def test_submission_from_a_release(tmp_path, world):
+def test_a_copy_of_a_reference_size_is_refused(tmp_path, world, capsys):
     reference, _ = world
     out = tmp_path / "sub"
     assert main(["submit", "from-release", str(reference), "--task", "toy", "--split", "validation",
                  "--size", "small", "--out", str(out)]) == 0
-    (out / "submission.yaml").write_text("model: small-again\nsplit: validation\n")
-    sub = load_submission(out, reference)
-    assert sub.correct.shape == (20, 4, 2)
+    assert main(["submit", "validate", str(out), "--reference", str(reference)]) == 2  # submission.yaml written
+    printed = capsys.readouterr().out
+    assert "is identical at float16 precision to reference run small__p0__f0__c2" in printed
+
+
+def test_duplicated_runs_are_refused(tmp_path, world):
+    reference, valid = world
+    first = valid[(valid.pretrain_seed == 0) & (valid.finetune_seed == 0)]
+    copies = pd.concat([first.assign(finetune_seed=f) for f in range(4)], ignore_index=True)
+    with pytest.raises(SubmissionError, match=r"run \(pretrain_seed=0, finetune_seed=1\) is identical at float16 "
+                                              r"precision to run \(pretrain_seed=0, finetune_seed=0\)"):
+        load_submission(_write(tmp_path, copies), reference)
+    labels_only = copies.assign(pred=[int(np.argmax(v)) for v in copies.probs]).drop(columns="probs")
+    with pytest.raises(SubmissionError, match="is identical to run"):
+        load_submission(_write(tmp_path, labels_only), reference)
+
+
+def test_pred_and_probs_that_disagree_are_refused(tmp_path, world):
+    reference, valid = world
+    df = valid.assign(pred=[int(np.argmax(v)) for v in valid.probs])
+    assert load_submission(_write(tmp_path, df), reference).correct.shape == (20, 2, 2)
+    df.loc[3, "pred"] = (df.loc[3, "pred"] + 1) % 3
+    with pytest.raises(SubmissionError, match=r"row 4, field 'pred': .* disagrees with probs"):
+        load_submission(_write(tmp_path, df), reference)
+
+
+def test_positions_come_from_intervals(tmp_path, world):
+    reference, valid = world
+    c = compare(load_submission(_write(tmp_path, valid), reference), reference, n_boot=50)
+    for row in c.versus.itertuples():
+        expected = "above" if row.delta_ci_low > 0 else "below" if row.delta_ci_high < 0 else "indistinguishable"
+        assert row.position == expected
+    # random 3-class toy models: no size is distinguishable from the submission
+    assert c.accuracy.iloc[0]["ladder_position"] == "indistinguishable from tiny, small"

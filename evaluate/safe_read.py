@@ -1,0 +1,60 @@
+"""Reading user-supplied files defensively: regular files only, never through a symlink that leaves the
+folder, never a device or FIFO (which could hang or never end), with the size checked on the opened file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+MAX_TEXT_BYTES = 256 << 20
+
+
+class UnsafeFile(ValueError):
+    """A path that is not a plain, readable file of acceptable size; the message names it."""
+
+
+def open_regular(path: str | Path, *, root: str | Path | None = None, max_bytes: int = MAX_TEXT_BYTES) -> int:
+    """An OS file descriptor for ``path`` after checking that it is a regular file (not a symlink, device, FIFO
+    or folder), inside ``root`` when given, and at most ``max_bytes`` long. The caller closes it."""
+    path = Path(path)
+    if root is not None:
+        real_root = Path(root).resolve()
+        real = path.resolve()
+        if real != real_root and real_root not in real.parents:
+            raise UnsafeFile(f"{path}: points outside {root}")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if path.is_symlink():
+            raise UnsafeFile(f"{path}: a symbolic link; give the file itself") from None
+        raise UnsafeFile(f"{path}: cannot open ({exc.strerror})") from None
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "not a regular file" if not stat.S_ISDIR(info.st_mode) else "a folder, not a file"
+    elif info.st_size > max_bytes:
+        problem = f"{info.st_size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit"
+    if problem:
+        os.close(fd)
+        raise UnsafeFile(f"{path}: {problem}")
+    return fd
+
+
+def read_bytes_capped(path: str | Path, max_bytes: int = MAX_TEXT_BYTES, *, root: str | Path | None = None) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (checked before and while reading)."""
+    fd = open_regular(path, root=root, max_bytes=max_bytes)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnsafeFile(f"{path}: over the {max_bytes / 2**20:.0f} MiB limit")
+    return data
+
+
+def read_text_capped(path: str | Path, max_bytes: int = MAX_TEXT_BYTES, *, root: str | Path | None = None) -> str:
+    """UTF-8 text of a regular file of at most ``max_bytes``."""
+    try:
+        return read_bytes_capped(path, max_bytes, root=root).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnsafeFile(f"{path}: not UTF-8 text (byte {exc.start})") from None

@@ -1,0 +1,167 @@
+"""lm-evaluation-harness import: files laid out as the harness writes them (--log_samples), checked faithfully."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from instdecay.cli import main
+from instdecay.evaluate.lm_eval import import_lm_eval, normalise
+from instdecay.evaluate.submission import load_submission
+from instdecay.loaders import load_instances
+
+STAMP = "2026-11-20T10-11-12.123456"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, shard_writer):
+    from instdecay.release import build_release
+
+    tmp = tmp_path_factory.mktemp("lm_eval_ref")
+    shard_writer(tmp / "shards", n_pretrain=2, n_finetune=2, n_instances=40)
+    build_release(tmp / "shards", tmp / "release", progress=False, analysis=False)
+    return tmp / "release"
+
+
+def harness_run(root, reference, model_dir, seed, *, choices=("a", "b", "c"), filters=("none",), shuffle=False,
+                generate=False, delimiter=" ", label_of=None):
+    """One model folder: samples_toy_<ts>.jsonl and results_<ts>.json, as the harness writes them. Returns the
+    harness's own accuracy (argmax of the log-likelihoods against the target)."""
+    inst = load_instances(reference, "toy", "validation")
+    rng = np.random.default_rng(seed)
+    folder = root / model_dir
+    folder.mkdir(parents=True)
+    rows = np.arange(len(inst))
+    docs_at = rng.permutation(rows) if shuffle else rows  # shuffle: doc_id k holds another instance's document
+    lines, hits = [], []
+    for doc_id in rows:
+        row = inst.iloc[docs_at[doc_id]]
+        gold_choice = [(label_of or {}).get(c, c) for c in choices].index(row["label_name"])
+        ll = np.log(rng.dirichlet(np.ones(len(choices)) * 0.7))
+        ll[gold_choice] += 0.8
+        hits.append(int(np.argmax(ll) == gold_choice))
+        for name in filters:
+            record = {"doc_id": int(row_id(inst, doc_id)), "doc": {"text": row["text_a"], "label": int(row["label"])},
+                      "target": str(gold_choice), "filter": name, "metrics": ["acc"], "acc": float(hits[-1]),
+                      "doc_hash": "x", "prompt_hash": "y", "target_hash": "z"}
+            if generate:
+                record["arguments"] = {"gen_args_0": {"arg_0": f"{row['text_a']}\nAnswer:", "arg_1": {"until": ["\n"]}}}
+                record["filtered_resps"] = [f" {choices[int(np.argmax(ll))].upper()}."]
+                record["target"] = row["label_name"]
+            else:
+                record["arguments"] = {f"gen_args_{k}": {"arg_0": f"{row['text_a']}\nAnswer:", "arg_1": f"{delimiter}{c}"}
+                                       for k, c in enumerate(choices)}
+                record["filtered_resps"] = [[str(v), "False"] for v in ll]
+                record["resps"] = [[[str(v), "False"]] for v in ll]
+            lines.append(json.dumps(record))
+    (folder / f"samples_toy_{STAMP}.jsonl").write_text("\n".join(lines) + "\n")
+    results = {"results": {"toy": {"acc,none": float(np.mean(hits))}}, "versions": {"toy": 1.0}, "n-shot": {"toy": 0},
+               "configs": {"toy": {"task": "toy", "target_delimiter": delimiter}},
+               "config": {"model": "hf", "model_args": f"pretrained=org/{model_dir}", "model_num_parameters": 123456,
+                          "model_revision": "main", "model_sha": f"sha{seed}"},
+               "model_name": f"org/{model_dir.split('__', 1)[1]}", "lm_eval_version": "0.4.99", "git_hash": "abc123"}
+    (folder / f"results_{STAMP}.json").write_text(json.dumps(results))
+    return float(np.mean(hits))
+
+
+def row_id(inst, k):
+    return int(inst["instance_id"].iloc[k][1:])
+
+
+def _import(root, reference, out, **kw):
+    kw.setdefault("doc_fields", ["text"])
+    kw.setdefault("id_template", "i{doc_id}")
+    return import_lm_eval([root], out, reference, task="toy", split="validation", **kw)
+
+
+def test_choices_in_another_order_keep_their_labels_and_metadata_is_recorded(tmp_path, reference):
+    harness_acc = [harness_run(tmp_path / "out", reference, f"org__bert-seed{k}", k, choices=("c", "a", "b"))
+                   for k in (0, 1)]
+    sub = load_submission(_import(tmp_path / "out", reference, tmp_path / "sub"), reference)
+    np.testing.assert_allclose(sub.correct.mean(axis=0)[0], harness_acc)  # the harness's own acc, per run
+    meta = yaml.safe_load((tmp_path / "sub" / "submission.yaml").read_text())
+    assert meta["model"] == "org/bert" and meta["task"] == "toy" and meta["split"] == "validation"
+    assert meta["params"] == 123456 and meta["source"]["metric"] == "acc" and meta["source"]["filter"] == "none"
+    assert [(r["finetune_seed"], r["model_sha"], r["num_fewshot"], r["task_version"], r["harness_version"])
+            for r in meta["runs"]] == [(0, "sha0", 0, 1.0, "0.4.99"), (1, "sha1", 0, 1.0, "0.4.99")]
+
+
+def test_labels_flag_maps_names_and_is_checked_against_the_choices(tmp_path, reference):
+    acc = harness_run(tmp_path / "out", reference, "org__m-seed0", 0, choices=("c", "a", "b"))
+    with pytest.raises(ValueError, match="choice 'c' is itself the label 'c'"):
+        _import(tmp_path / "out", reference, tmp_path / "sub", labels="a,b,c")
+    sub = load_submission(_import(tmp_path / "out", reference, tmp_path / "sub", labels="c,a,b"), reference)
+    assert sub.correct.mean() == pytest.approx(acc)
+    renamed = tmp_path / "renamed"
+    acc2 = harness_run(renamed, reference, "org__m-seed0", 3, choices=("A!", "Bee", "c"), label_of={"Bee": "b", "A!": "a"})
+    with pytest.raises(ValueError, match="not a label of the reference"):
+        _import(renamed, reference, tmp_path / "sub2")
+    sub = load_submission(_import(renamed, reference, tmp_path / "sub2", labels="bee=b,a=a,c=c"), reference)
+    assert sub.correct.mean() == pytest.approx(acc2)
+
+
+def test_documents_in_another_order_are_refused_or_realigned(tmp_path, reference):
+    acc = harness_run(tmp_path / "out", reference, "org__m-seed0", 0, shuffle=True)
+    with pytest.raises(ValueError, match=r"of 20 samples are not the reference's instance at their doc_id.*--realign"):
+        _import(tmp_path / "out", reference, tmp_path / "sub")
+    sub = load_submission(_import(tmp_path / "out", reference, tmp_path / "sub", realign=True), reference)
+    assert sub.correct.mean() == pytest.approx(acc)
+
+
+def test_seeds_come_from_folder_names_never_from_stray_digits(tmp_path, reference):
+    for k in (1, 10, 2):
+        harness_run(tmp_path / "out", reference, f"org__m-seed{k}", k)
+    sub = load_submission(_import(tmp_path / "out", reference, tmp_path / "sub"), reference)
+    assert sub.pretrain_seeds.tolist() == [0] and sub.finetune_seeds.tolist() == [1, 2, 10]
+    odd = tmp_path / "odd"
+    harness_run(odd, reference, "org__m-p3_bf16", 0)
+    with pytest.raises(ValueError, match="cannot tell its seeds from the folder name 'org__m-p3_bf16'"):
+        _import(odd, reference, tmp_path / "sub2")
+    sub = load_submission(_import(odd, reference, tmp_path / "sub2", pretrain_seed=3, finetune_seed=0), reference)
+    assert sub.pretrain_seeds.tolist() == [3]
+    both = tmp_path / "both"
+    harness_run(both, reference, "org__m-pseed1-fseed4", 0)
+    assert load_submission(_import(both, reference, tmp_path / "sub3"), reference).finetune_seeds.tolist() == [4]
+
+
+def test_filters_generated_answers_and_acc_norm(tmp_path, reference):
+    harness_run(tmp_path / "two", reference, "org__m-seed0", 0, filters=("none", "strict"))
+    with pytest.raises(ValueError, match=r"several filters \['none', 'strict'\]; choose one with --filter"):
+        _import(tmp_path / "two", reference, tmp_path / "s1")
+    assert load_submission(_import(tmp_path / "two", reference, tmp_path / "s1", filter_name="strict"),
+                           reference).correct.shape == (20, 1, 1)
+    acc = harness_run(tmp_path / "gen", reference, "org__m-seed0", 5, generate=True)
+    sub = load_submission(_import(tmp_path / "gen", reference, tmp_path / "s2"), reference)
+    assert normalise(" Negative. ") == "negative" and sub.correct.mean() == pytest.approx(acc)
+    # acc_norm: argmax of log-likelihood per character of the choice (without the target delimiter)
+    harness_run(tmp_path / "norm", reference, "org__m-seed0", 6, choices=("a", "bbbb", "c"), label_of={"bbbb": "b"})
+    with pytest.raises(ValueError, match="not a label"):
+        _import(tmp_path / "norm", reference, tmp_path / "s3", metric="acc_norm")
+    sub = load_submission(_import(tmp_path / "norm", reference, tmp_path / "s3", metric="acc_norm",
+                                  labels="a=a,bbbb=b,c=c"), reference)
+    lines = [json.loads(x) for x in next((tmp_path / "norm").rglob("samples_*")).read_text().splitlines()]
+    inst = load_instances(reference, "toy", "validation")
+    expected = [int(np.argmax(np.array([float(r[0]) for r in x["filtered_resps"]]) / [1, 4, 1]) == int(x["target"]))
+                for x in lines]
+    np.testing.assert_array_equal(sub.correct[:, 0, 0], expected)
+    assert len(inst) == 20
+
+
+def test_cli_and_a_hub_details_dataset(tmp_path, reference, monkeypatch, capsys):
+    harness_run(tmp_path / "details", reference, "org__m-seed0", 0)
+    calls = {}
+
+    def fake_download(repo_id, **kw):
+        calls.update(kw, repo_id=repo_id)
+        return str(tmp_path / "details")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_download)
+    assert main(["submit", "import-lm-eval", "someone/details_m", "--task", "toy", "--split", "validation",
+                 "--doc-fields", "text", "--id-template", "i{doc_id}", "--reference", str(reference),
+                 "--out", str(tmp_path / "sub"), "--contact", "me@example.org"]) == 0
+    assert calls["repo_id"] == "someone/details_m" and calls["repo_type"] == "dataset"
+    assert calls["allow_patterns"] == ["**samples_toy_*.jsonl", "**results_*.json"]
+    assert "instdecay submit validate" in capsys.readouterr().out
+    assert main(["submit", "validate", str(tmp_path / "sub"), "--reference", str(reference)]) == 0
+    assert yaml.safe_load((tmp_path / "sub" / "submission.yaml").read_text())["contact"] == "me@example.org"
