@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from . import schema
+from .manifest import read_manifest, verify_file
 
 DEFAULT_REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "sst2-cpu"
 
@@ -33,10 +34,6 @@ def resolve(source: str | Path, revision: str | None = None, patterns: Sequence[
     local = snapshot_download(repo_id=str(source), repo_type="dataset", revision=revision,
                               allow_patterns=[schema.MANIFEST_PATH, *(patterns or ["*"])])
     return Path(local)
-
-
-def read_manifest(folder: Path) -> dict:
-    return json.loads((folder / schema.MANIFEST_PATH).read_text(encoding="utf-8"))
 
 
 def _task_entry(manifest: dict, task: str, split: str | None = None) -> dict:
@@ -61,18 +58,24 @@ def _filter(sizes, pretrain_seeds, finetune_seeds, checkpoints) -> pc.Expression
 
 
 def _predictions_table(folder: Path, manifest: dict, task: str, split: str, sizes, pretrain_seeds,
-                       finetune_seeds, checkpoints, columns) -> pa.Table:
+                       finetune_seeds, checkpoints, columns, verify: bool) -> pa.Table:
     entry = _task_entry(manifest, task, split)
     chosen = list(entry["sizes"]) if sizes is None else ([sizes] if isinstance(sizes, str) else list(sizes))
     unknown = set(chosen) - set(entry["grid"])
     if unknown:
         raise ValueError(f"size(s) {sorted(unknown)} not in {task}; available: {entry['sizes']}")
-    paths = [folder / schema.predictions_path(task, split, s) for s in chosen]
-    paths = [p for p in paths if p.exists()]
-    if not paths:
-        return schema.PREDICTIONS.empty_table() if columns is None else schema.PREDICTIONS.empty_table().select(columns)
+    paths = []
+    for size in chosen:  # every size of the grid has a file per evaluation set: a missing one is an error
+        rel = schema.predictions_path(task, split, size)
+        paths.append(verify_file(folder, rel, manifest) if verify else _existing(folder / rel))
     dataset = pads.dataset([str(p) for p in paths], format="parquet", schema=schema.PREDICTIONS)
     return dataset.to_table(columns=columns, filter=_filter(None, pretrain_seeds, finetune_seeds, checkpoints))
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError(f"{path}: listed in the grid of {schema.MANIFEST_PATH} but missing")
+    return path
 
 
 def load_predictions(
@@ -87,11 +90,13 @@ def load_predictions(
     columns: Sequence[str] | None = None,
     revision: str | None = None,
     output: Literal["pandas", "dataset", "arrow"] = "pandas",
+    verify: bool = True,
 ):
     """Prediction rows of one task and evaluation set (``split``), optionally filtered.
 
     Only the files of the chosen sizes are read (and, from the Hub, downloaded); seed and checkpoint filters
-    are pushed down to the parquet reader. Returns a pandas DataFrame, a ``datasets.Dataset`` or an Arrow table.
+    are pushed down to the parquet reader. Each file's sha256 is checked against the manifest once per process
+    (``verify=False`` skips it). Returns a pandas DataFrame, a ``datasets.Dataset`` or an Arrow table.
     """
     patterns = None
     if not Path(source).is_dir():
@@ -99,7 +104,7 @@ def load_predictions(
         patterns = [schema.predictions_path(task, split, s) for s in chosen] + [schema.instances_path(task)]
     folder = resolve(source, revision, patterns)
     table = _predictions_table(folder, read_manifest(folder), task, split, sizes, pretrain_seeds,
-                               finetune_seeds, checkpoints, list(columns) if columns else None)
+                               finetune_seeds, checkpoints, list(columns) if columns else None, verify)
     if output == "arrow":
         return table
     if output == "dataset":
@@ -113,16 +118,14 @@ def load_predictions(
 
 
 def load_instances(source: str | Path, task: str, split: str | None = None, *, revision: str | None = None,
-                   glue_dir: str | Path | None = None) -> pd.DataFrame:
+                   glue_dir: str | Path | None = None, verify: bool = True) -> pd.DataFrame:
     """The instances table of a task (one evaluation set if ``split`` is given), in the dataset's order.
 
     ``glue_dir``: a local GLUE folder (``<glue_dir>/sst2/train.tsv`` ...) to join the text from when the release
     ships without it; every joined row is checked against its ``instance_hash``.
     """
     folder = resolve(source, revision, None if Path(source).is_dir() else [schema.instances_path(task)])
-    _task_entry(read_manifest(folder), task, split)
-    table = pads.dataset(str(folder / schema.instances_path(task)), format="parquet").to_table(
-        filter=None if split is None else pc.field("eval_set") == split)
+    table = _instances_table(folder, read_manifest(folder), task, split, None, verify)
     df = table.to_pandas()
     if glue_dir is not None and df["text_a"].isna().any():
         from .glue import join_glue_text
@@ -148,6 +151,14 @@ class Tensor:
     mask: np.ndarray = field(repr=False)
 
 
+def _instances_table(folder: Path, manifest: dict, task: str, split: str | None, columns, verify: bool) -> pa.Table:
+    _task_entry(manifest, task, split)
+    rel = schema.instances_path(task)
+    path = verify_file(folder, rel, manifest) if verify else _existing(folder / rel)
+    return pads.dataset(str(path), format="parquet").to_table(
+        columns=columns, filter=None if split is None else pc.field("eval_set") == split)
+
+
 def load_tensor(
     source: str | Path,
     task: str,
@@ -160,13 +171,18 @@ def load_tensor(
     finetune_seeds: Sequence[int] | None = None,
     allow_missing: bool = False,
     revision: str | None = None,
+    verify: bool = True,
 ) -> Tensor:
     """Load ``(n_instances, n_pretrain, n_finetune[, n_checkpoints])`` scores ready for :mod:`instdecay.evaluate`.
 
     Instances follow the order of the instances table; seeds and checkpoints are sorted. ``checkpoints="last"``
     (or a single int) drops the checkpoint axis. Cells are placed by their (instance, seed, checkpoint) labels,
-    never by row position: a missing run or instance raises ``ValueError`` naming it, unless
-    ``allow_missing=True``, which returns NaN there and a ``mask``.
+    never by row position: a release file in format version 2 holds one row group per finetuning run, in
+    ``schema.SORT_KEYS`` order, so a complete grid is read by row groups and reshaped (the order is guaranteed
+    by the file's verified sha256, or checked on the label columns with ``verify=False``); anything else is
+    placed cell by cell. A missing run or instance raises ``ValueError`` naming
+    it, unless ``allow_missing=True``, which returns NaN there and a ``mask``. Files are checked against the
+    manifest's sha256 once per process (``verify=False`` skips it).
     """
     if value not in ("correct", "prob_gold"):
         raise ValueError(f"value: expected 'correct' or 'prob_gold', found {value!r}")
@@ -189,32 +205,80 @@ def load_tensor(
     f_seeds = np.array(sorted(finetune_seeds if finetune_seeds is not None else grid["finetune_seeds"]))
     c_values = np.array(wanted_ckpt)
 
-    table = _predictions_table(folder, manifest, task, split, [size], p_seeds.tolist(), f_seeds.tolist(),
-                               wanted_ckpt, ["pretrain_seed", "finetune_seed", "checkpoint", "instance_id", value])
-    instance_ids = pads.dataset(str(folder / schema.instances_path(task)), format="parquet").to_table(
-        columns=["instance_id"], filter=pc.field("eval_set") == split).column("instance_id")
+    instance_ids = _instances_table(folder, manifest, task, split, ["instance_id"], verify).column("instance_id")
+    shape = (len(instance_ids), len(p_seeds), len(f_seeds), len(c_values))
+    rel = schema.predictions_path(task, split, size)
+    path = verify_file(folder, rel, manifest) if verify else _existing(folder / rel)
+    values = _read_run_blocks(path, value, p_seeds, f_seeds, c_values, sorted(grid["checkpoints"]), shape[0], verify)
+    if values is not None:
+        mask = np.ones(shape, dtype=bool)
+    else:  # not one complete, sorted row group per run: place every row by its labels
+        keys = list(schema.SORT_KEYS)
+        table = _predictions_table(folder, manifest, task, split, [size], p_seeds.tolist(), f_seeds.tolist(),
+                                   wanted_ckpt, [*keys, value], False)
+        values, mask = _place([table.column(k).to_numpy() for k in keys], table.column(value).to_numpy(), p_seeds,
+                              f_seeds, c_values, shape, f"{task}/{split}/{size}", allow_missing, size)
+    if squeeze:
+        values, mask = values[..., 0], mask[..., 0]
+    return Tensor(values, instance_ids.to_numpy(zero_copy_only=False), p_seeds, f_seeds, c_values, value, mask)
 
-    n = len(instance_ids)
-    shape = (n, len(p_seeds), len(f_seeds), len(c_values))
-    i = pc.index_in(table.column("instance_id"), value_set=instance_ids).to_numpy(zero_copy_only=False)
-    if np.isnan(i.astype(float)).any():
-        raise ValueError(f"{task}/{split}/{size}: predictions name instance ids that are not in the instances table")
-    p = np.searchsorted(p_seeds, table.column("pretrain_seed").to_numpy())
-    f = np.searchsorted(f_seeds, table.column("finetune_seed").to_numpy())
-    c = np.searchsorted(c_values, table.column("checkpoint").to_numpy())
-    flat = np.ravel_multi_index((i.astype(np.int64), p, f, c), shape)
+
+def _read_run_blocks(path: Path, value: str, p_seeds, f_seeds, c_values, all_ckpts: list[int], n: int,
+                     verified: bool) -> np.ndarray | None:
+    """The tensor (n, P, F, C), read as whole row groups when the file holds one row group per finetuning run
+    (column statistics: a single pretraining and finetuning seed) of exactly its checkpoints x instances; None
+    otherwise, and the caller places rows one by one.
+
+    Within a group, format version 2 stores rows in (checkpoint, instance_index) order. A file whose sha256
+    matched the manifest (``verified``) is the file ``release build`` wrote in that order, so only its value
+    column is read; otherwise the ``checkpoint`` and ``instance_index`` columns are read and compared too."""
+    pf = pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    key_cols = [names.index(k) for k in ("pretrain_seed", "finetune_seed")]
+    rows = n * len(all_ckpts)
+    where: dict[tuple[int, int], int] = {}
+    for g in range(pf.num_row_groups):
+        meta = pf.metadata.row_group(g)
+        stats = [meta.column(k).statistics for k in key_cols]
+        if meta.num_rows != rows or any(st is None or not st.has_min_max or st.min != st.max for st in stats):
+            return None
+        key = (int(stats[0].min), int(stats[1].min))
+        if key in where:
+            return None
+        where[key] = g
+    wanted = [(int(p), int(f)) for p in p_seeds for f in f_seeds]
+    if not all(k in where for k in wanted) or not set(c_values.tolist()) <= set(all_ckpts):
+        return None
+    table = pf.read_row_groups([where[k] for k in wanted], columns=[value] if verified else
+                               ["checkpoint", "instance_index", value])
+    if not verified:
+        k, c = len(wanted), len(all_ckpts)
+        index = table.column("instance_index").to_numpy().reshape(k * c, n)
+        ckpt = table.column("checkpoint").to_numpy().reshape(k, c, n)
+        if not ((index == np.arange(n)).all() and (ckpt == np.array(all_ckpts)[None, :, None]).all()):
+            return None
+    values = table.column(value).to_numpy().reshape(len(p_seeds), len(f_seeds), len(all_ckpts), n)
+    values = values[:, :, np.searchsorted(all_ckpts, c_values)].astype(np.float32)
+    return np.moveaxis(values, -1, 0)
+
+
+def _place(cols: list[np.ndarray], data: np.ndarray, p_seeds, f_seeds, c_values, shape: tuple[int, ...], where: str,
+           allow_missing: bool, size: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter rows into the tensor by their labels; check duplicates, unknown instances and holes."""
+    p, f, c, i = cols
+    if i.size and (i.min() < 0 or i.max() >= shape[0]):
+        raise ValueError(f"{where}: instance_index outside the {shape[0]} instances of the evaluation set")
+    idx = (i.astype(np.int64), np.searchsorted(p_seeds, p), np.searchsorted(f_seeds, f), np.searchsorted(c_values, c))
+    flat = np.ravel_multi_index((idx[0], idx[1], idx[2], idx[3]), shape)
     counts = np.bincount(flat, minlength=int(np.prod(shape)))
     if counts.max(initial=0) > 1:
-        raise ValueError(f"{task}/{split}/{size}: duplicate predictions for the same (instance, seeds, checkpoint)")
+        raise ValueError(f"{where}: duplicate predictions for the same (instance, seeds, checkpoint)")
     mask = (counts == 1).reshape(shape)
     if not mask.all() and not allow_missing:
         missing_runs = np.argwhere(~mask.all(axis=0))
         names = [schema.run_id(size, int(p_seeds[a]), int(f_seeds[b]), int(c_values[d])) for a, b, d in missing_runs[:10]]
-        raise ValueError(f"{task}/{split}/{size}: {len(missing_runs)} run(s) missing or incomplete, e.g. "
-                         f"{', '.join(names)}; pass allow_missing=True for a masked tensor")
+        raise ValueError(f"{where}: {len(missing_runs)} run(s) missing or incomplete, e.g. {', '.join(names)}; pass "
+                         f"allow_missing=True for a masked tensor")
     values = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
-    values[flat] = table.column(value).to_numpy()
-    values = values.reshape(shape)
-    if squeeze:
-        values, mask = values[..., 0], mask[..., 0]
-    return Tensor(values, instance_ids.to_numpy(zero_copy_only=False), p_seeds, f_seeds, c_values, value, mask)
+    values[flat] = data
+    return values.reshape(shape), mask

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: predictions carry instance_index and are sorted by (seeds, checkpoint, instance)
 # Task and evaluation-set names become config and split names on the Hub (split names must match \w+).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 # Size names become file names.
@@ -37,7 +37,8 @@ COLLAPSED_NOTE = (
     "correct when it is any of them and the gold-label probability is the sum of their probabilities."
 )
 
-PREDICTIONS = pa.schema(
+# One run's rows in a generation shard (release/shards.py).
+SHARD_PREDICTIONS = pa.schema(
     [
         ("run_id", pa.string()),
         ("task", pa.string()),
@@ -53,6 +54,14 @@ PREDICTIONS = pa.schema(
         ("correct", pa.int8()),
     ]
 )
+
+# A release file ``data/<task>/<eval_set>/<size>.parquet``: shard rows plus ``instance_index`` (the row of the
+# instance among its evaluation set's instances, in the instances table's order), sorted by pretraining seed,
+# finetuning seed, checkpoint and instance_index, so that a complete grid is a reshape away from a tensor.
+PREDICTIONS = pa.schema(
+    [*SHARD_PREDICTIONS][:8] + [pa.field("instance_index", pa.int32())] + [*SHARD_PREDICTIONS][8:]
+)
+SORT_KEYS = ("pretrain_seed", "finetune_seed", "checkpoint", "instance_index")
 
 RUNS = pa.schema(
     [
@@ -143,7 +152,9 @@ __all__ = [
     "PREDICTIONS",
     "RUNS",
     "RUNS_PATH",
+    "SHARD_PREDICTIONS",
     "SIZE_PATTERN",
+    "SORT_KEYS",
     "instance_hash",
     "instances_path",
     "predictions_path",

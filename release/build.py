@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..atomic import atomic_write_text
 from ..loaders import schema
+from ..loaders.manifest import sha256_file
 from .card import card_meta_from, render_card
 from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet
 
@@ -31,22 +32,28 @@ class BuildResult:
     manifest: dict
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _sorted_predictions(tables: list[pa.Table], instances: pa.Table, eval_set: str) -> pa.Table:
-    """Rows of one (task, eval set, size): runs contiguous, ordered by seeds and checkpoint, then instance order."""
+    """Rows of one (task, eval set, size) in the release schema: ``instance_index`` added, sorted by
+    ``schema.SORT_KEYS`` (runs contiguous, each in instance order)."""
     table = pa.concat_tables(tables)
     table = table.filter(pc.equal(table.column("eval_set"), eval_set))
     inst = instances.filter(pc.equal(instances.column("eval_set"), eval_set))
-    order_in_set = pc.index_in(table.column("instance_id"), value_set=inst.column("instance_id")).to_numpy()
-    keys = [order_in_set] + [table.column(c).to_numpy() for c in ("checkpoint", "finetune_seed", "pretrain_seed")]
-    return table.take(np.lexsort(keys))
+    index = pc.index_in(table.column("instance_id"), value_set=inst.column("instance_id")).cast(pa.int32())
+    table = table.add_column(schema.PREDICTIONS.get_field_index("instance_index"), "instance_index", index)
+    keys = [table.column(c).to_numpy() for c in reversed(schema.SORT_KEYS)]
+    return table.take(np.lexsort(keys)).cast(schema.PREDICTIONS)
+
+
+def run_fingerprints(table: pa.Table) -> dict[str, str]:
+    """run_id -> sha256 (16 hex digits) of its probabilities at full precision, for a table sorted by
+    ``schema.SORT_KEYS``: lets ``release validate`` tell copied runs from runs equal only after rounding."""
+    run_ids = table.column("run_id").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, run_ids[1:] != run_ids[:-1]])
+    ends = np.r_[starts[1:], len(run_ids)]
+    probs = table.column("probs").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    width = len(probs) // max(len(run_ids), 1)
+    return {str(run_ids[a]): hashlib.sha256(probs[a * width : b * width].tobytes()).hexdigest()[:16]
+            for a, b in zip(starts, ends)}  # a loop over runs, not instances
 
 
 def _run_rows(meta: RunMeta, table: pa.Table) -> list[dict]:
@@ -130,8 +137,6 @@ def build_release(shards_root: str | Path, out_dir: str | Path, *, include_text:
             raise ShardError(f"{meta_path}: card metadata file not found")
         manifest = _write_release(shards_root, tasks, staging, include_text, analysis, meta_path, full_precision,
                                   progress)
-        from .validate import load_back
-
         load_back(staging, manifest)
         backup = out_dir.with_name(f".{out_dir.name}.previous")
         if out_dir.exists():
@@ -146,6 +151,22 @@ def build_release(shards_root: str | Path, out_dir: str | Path, *, include_text:
     n_runs = sum(len(t["runs"]) for t in manifest["tasks"].values())
     n_rows = sum(f["rows"] for p, f in manifest["files"].items() if p.startswith("data/"))
     return BuildResult(out_dir, n_runs, n_rows, manifest)
+
+
+def load_back(folder: Path, manifest: dict) -> None:
+    """Load every config with ``datasets.load_dataset`` and compare row counts with the manifest."""
+    from datasets import load_dataset
+
+    from .card import configs
+
+    for config in configs(manifest):
+        ds = load_dataset(str(folder), config["config_name"])
+        for entry in config["data_files"]:
+            expected = sum(f["rows"] for p, f in manifest["files"].items() if Path(p).match(entry["path"]))
+            found = ds[entry["split"]].num_rows
+            if found != expected:
+                raise ValueError(f"{folder}: config {config['config_name']!r} split {entry['split']!r} loads "
+                                 f"{found} rows, the manifest says {expected}")
 
 
 def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text: bool, analysis: bool,
@@ -165,14 +186,19 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
             per_size[meta.size].append(table)
             run_rows.extend(_run_rows(meta, table))
         grid = _grid(metas)
+        fingerprints: dict[str, dict[str, str]] = {}
         for eval_set in info.eval_sets:
             for size in grid:
                 table = _sorted_predictions(per_size[size], instances, eval_set)
                 if table.num_rows:
+                    fingerprints.setdefault(eval_set, {}).update(run_fingerprints(table))
                     table = table if full_precision else _half_precision(table)
-                    write_parquet(table, out / schema.predictions_path(task, eval_set, size))
+                    n_set = int(pc.sum(pc.equal(instances.column("eval_set"), eval_set)).as_py())
+                    # one row group per finetuning run (all its checkpoints): loaders.read reads tensors by groups
+                    write_parquet(table, out / schema.predictions_path(task, eval_set, size),
+                                  row_group_size=n_set * len(grid[size]["checkpoints"]))
         write_parquet(instances if include_text else _without_text(instances), out / schema.instances_path(task))
-        task_entries[task] = _task_entry(info, instances, grid, metas)
+        task_entries[task] = _task_entry(info, instances, grid, metas) | {"run_fingerprints": fingerprints}
     runs = pa.Table.from_pylist(sorted(run_rows, key=lambda r: (r["task"], r["run_id"])), schema=schema.RUNS)
     write_parquet(runs, out / schema.RUNS_PATH)
 

@@ -107,10 +107,10 @@ class RunMeta:
             raise ShardError(f"{path}: not valid run metadata ({exc})") from None
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """Deterministic parquet (same table -> same bytes), written atomically."""
+def write_parquet(table: pa.Table, path: Path, row_group_size: int = 1 << 20) -> None:
+    """Deterministic parquet (same table -> same bytes), written atomically, with column statistics."""
     atomic_write(path, lambda tmp: pq.write_table(
-        table, tmp, compression="zstd", row_group_size=1 << 20, write_statistics=True))
+        table, tmp, compression="zstd", row_group_size=max(1, row_group_size), write_statistics=True))
 
 
 # ---------------------------------------------------------------- building tables
@@ -148,7 +148,7 @@ def make_predictions(
             "prob_gold": pa.array((probs * mask).sum(axis=1).astype(np.float32)),
             "correct": pa.array(mask[np.arange(n), pred].astype(np.int8)),
         },
-        schema=schema.PREDICTIONS,
+        schema=schema.SHARD_PREDICTIONS,
     )
 
 
@@ -177,7 +177,7 @@ def shard_paths(root: Path, meta: RunMeta) -> tuple[Path, Path]:
 def write_shard(root: Path, meta: RunMeta, predictions: pa.Table) -> Path:
     """Write one run's predictions, then its metadata (the metadata file marks the shard complete)."""
     parquet_path, json_path = shard_paths(root, meta)
-    write_parquet(predictions.cast(schema.PREDICTIONS), parquet_path)
+    write_parquet(predictions.cast(schema.SHARD_PREDICTIONS), parquet_path)
     atomic_write_text(json_path, meta.to_json())
     return parquet_path
 
@@ -242,7 +242,7 @@ def read_shard(parquet_path: Path, json_path: Path, info: TaskInfo, instances: p
         raise ShardError(f"{json_path}: task {meta.task!r} does not match folder task {info.task!r}")
     if not schema.SIZE_PATTERN.match(meta.size):
         raise ShardError(f"{json_path}: size {meta.size!r} must be letters, digits, '_', '.' or '-'")
-    table = _read_table(parquet_path, schema.PREDICTIONS)
+    table = _read_table(parquet_path, schema.SHARD_PREDICTIONS)
     n = table.num_rows
     if n == 0:
         raise ShardError(f"{where}: no prediction rows")
