@@ -10,6 +10,14 @@ from pathlib import Path
 MAX_TEXT_BYTES = 256 << 20
 
 
+def human_size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
 class UnsafeFile(ValueError):
     """A path that is not a plain, readable file of acceptable size; the message names it."""
 
@@ -35,7 +43,7 @@ def open_regular(path: str | Path, *, root: str | Path | None = None, max_bytes:
     if not stat.S_ISREG(info.st_mode):
         problem = "not a regular file" if not stat.S_ISDIR(info.st_mode) else "a folder, not a file"
     elif info.st_size > max_bytes:
-        problem = f"{info.st_size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit"
+        problem = f"{human_size(info.st_size)}, over the {human_size(max_bytes)} limit"
     if problem:
         os.close(fd)
         raise UnsafeFile(f"{path}: {problem}")
@@ -46,9 +54,10 @@ def read_bytes_capped(path: str | Path, max_bytes: int = MAX_TEXT_BYTES, *, root
     """The bytes of a regular file of at most ``max_bytes`` (checked before and while reading)."""
     fd = open_regular(path, root=root, max_bytes=max_bytes)
     with os.fdopen(fd, "rb") as f:
-        data = f.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise UnsafeFile(f"{path}: over the {max_bytes / 2**20:.0f} MiB limit")
+        size = os.fstat(f.fileno()).st_size
+        data = f.read(size + 1)  # one byte more than announced: a file that grew is caught below
+    if len(data) > min(size, max_bytes):
+        raise UnsafeFile(f"{path}: over the {human_size(max_bytes)} limit")
     return data
 
 

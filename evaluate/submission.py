@@ -17,51 +17,25 @@ parsed as data only: nothing from a submission is executed or unpickled.
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ..loaders.read import load_instances, read_manifest, resolve
 from ..loaders.schema import gold_class_mask
+from .safe_read import open_regular
+from .submission_io import (MAX_FILE_BYTES, MAX_LISTED, MAX_TOTAL_BYTES, Problem, SubmissionError, add_rows,
+                            check_metadata, excerpt, list_files, read_table)
+from .submission_io import read_metadata as read_metadata_file
 
-MAX_BYTES = 2 * 2**30
-MAX_LISTED = 20
-METADATA_NAMES = ("submission.yaml", "submission.yml", "submission.json")
 METADATA_FIELDS = {"model", "task", "split", "params", "pretrained", "url", "contact", "submitted", "hub_model_id",
                    "hub_revision", "source", "runs"}
 PROB_TOLERANCE = 1e-3
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    row: int | None  # 1-based data row (after the header), None for file-level problems
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}" + (f", row {self.row}" if self.row is not None else "")
-        return f"{where}, field {self.field!r}: {self.message}"
-
-
-class SubmissionError(ValueError):
-    """A submission failed validation; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        shown = "; ".join(str(p) for p in problems[:3])
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        super().__init__(f"invalid submission: {shown}{more}")
-
-    def report(self) -> str:
-        lines = [str(p) for p in self.problems[:MAX_LISTED]]
-        if len(self.problems) > MAX_LISTED:
-            lines.append(f"... and {len(self.problems) - MAX_LISTED} more problem(s)")
-        return "\n".join(lines)
+MAX_RUNS = 1000  # (pretraining seed, finetuning seed) pairs
+MAX_CHECKPOINTS = 50
 
 
 @dataclass(frozen=True)
@@ -92,48 +66,17 @@ class Submission:
         return self.correct.shape[1] * self.correct.shape[2]
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pandas()  # Arrow data only; no pickled objects are read
-    if suffix == ".csv":
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=True, dtype=False)
-    raise ValueError(f"{path}: unsupported file type {suffix!r}; expected .parquet, .csv or .jsonl")
-
-
 def find_files(path: str | Path) -> tuple[list[Path], Path | None]:
     """Prediction files and the metadata file of a submission path (a file or a folder)."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such file or folder")
-    folder = path if path.is_dir() else path.parent
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".parquet", ".csv", ".jsonl")) \
-        if path.is_dir() else [path]
-    if not files:
-        raise ValueError(f"{path}: no .parquet, .csv or .jsonl prediction files")
-    meta = next((folder / n for n in METADATA_NAMES if (folder / n).exists()), None)
+    files, meta, _ = list_files(path)
     return files, meta
 
 
 def read_metadata(path: Path | None, overrides: dict[str, object] | None = None) -> dict[str, object]:
-    meta: dict[str, object] = {}
-    if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-            meta = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read submission metadata ({str(exc).splitlines()[0]})") from None
-        if not isinstance(meta, dict):
-            raise ValueError(f"{path}: expected a mapping of metadata fields")
-        unknown = set(meta) - METADATA_FIELDS
-        if unknown:
-            raise ValueError(f"{path}: unknown metadata field(s) {sorted(unknown)}; allowed: {sorted(METADATA_FIELDS)}")
+    """Metadata from ``submission.yaml`` / ``.json`` (checked), updated with ``overrides`` that are not None."""
+    meta = read_metadata_file(path, path.parent) if path is not None else {}
     meta.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return meta
+    return check_metadata(meta, str(path or "metadata"), METADATA_FIELDS, MAX_RUNS)
 
 
 def _probabilities(df: pd.DataFrame, labels: list[str], name: str, problems: list[Problem]) -> np.ndarray | None:
@@ -143,10 +86,14 @@ def _probabilities(df: pd.DataFrame, labels: list[str], name: str, problems: lis
         lengths = df["probs"].map(lambda v: len(v) if isinstance(v, (list, tuple, np.ndarray)) else -1).to_numpy()
         bad = np.flatnonzero(lengths != len(labels))
         if bad.size:
-            problems += [Problem(name, int(r) + 1, "probs", f"expected a list of {len(labels)} probabilities "
-                                 f"({', '.join(labels)})") for r in bad]
+            add_rows(problems, name, bad, "probs", lambda r: f"expected a list of {len(labels)} probabilities "
+                     f"({', '.join(labels)})")
             return None
-        probs = np.array(df["probs"].tolist(), dtype=np.float64)
+        try:
+            probs = np.array(df["probs"].tolist(), dtype=np.float64).reshape(len(df), len(labels))
+        except (TypeError, ValueError):
+            problems.append(Problem(name, None, "probs", "expected lists of numbers"))
+            return None
     elif any(c.startswith("prob_") for c in df.columns):
         missing = [c for c in prob_cols if c not in df.columns]
         if missing:
@@ -157,8 +104,8 @@ def _probabilities(df: pd.DataFrame, labels: list[str], name: str, problems: lis
         return None
     sums = probs.sum(axis=1)
     bad = np.flatnonzero(~np.isfinite(sums) | (np.abs(sums - 1) > PROB_TOLERANCE) | (np.nan_to_num(probs, nan=-1).min(axis=1) < 0))
-    problems += [Problem(name, int(r) + 1, "probs", f"probabilities must be finite, >= 0 and sum to 1 "
-                         f"(+-{PROB_TOLERANCE}); found sum {sums[r]:.6g}") for r in bad]
+    add_rows(problems, name, bad, "probs", lambda r: f"probabilities must be finite, >= 0 and sum to 1 "
+             f"(+-{PROB_TOLERANCE}); found sum {sums[r]:.6g}")
     return None if bad.size else probs
 
 
@@ -169,21 +116,22 @@ def _labels_from_pred(values: pd.Series, labels: list[str], name: str, problems:
     index_ok = as_int.notna() & (as_int == as_int.round()) & (as_int >= 0) & (as_int < len(labels))
     pred = by_name.where(by_name.notna(), as_int.where(index_ok))
     bad = np.flatnonzero(pred.isna().to_numpy())
-    problems += [Problem(name, int(r) + 1, "pred", f"{values.iloc[r]!r} is not a label name {labels} or index "
-                         f"0..{len(labels) - 1}") for r in bad]
+    add_rows(problems, name, bad, "pred", lambda r: f"{excerpt(values.iloc[r])} is not a label name {labels} or "
+             f"index 0..{len(labels) - 1}")
     return pred.fillna(-1).to_numpy(dtype=np.int64)
 
 
 def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[str, object] | None = None,
-                    revision: str | None = None, max_bytes: int = MAX_BYTES) -> Submission:
+                    revision: str | None = None, max_bytes: int = MAX_TOTAL_BYTES) -> Submission:
     """Read and validate a submission against ``reference`` (a dataset folder or Hub id).
 
-    Raises :class:`SubmissionError` listing every problem (file, row, field): every instance present exactly
-    once per run, no unknown ids, valid label names/indices, probabilities finite and summing to ~1, at least
-    one run, hashes matching the reference's. Task and split come from the metadata (or the reference when
-    it has a single task / split).
+    Raises :class:`SubmissionError` listing the problems (file, row, field): every instance present exactly
+    once per run, no unknown ids, valid label names/indices, probabilities finite and summing to ~1 and agreeing
+    with ``pred``, at least one run, hashes matching the reference's, no run a copy of another or of a reference
+    run. Files are read as hostile input (:mod:`instdecay.evaluate.submission_io`). Task and split come from the
+    metadata (or the reference when it has a single task / split).
     """
-    files, meta_path = find_files(path)
+    files, meta_path, root = list_files(path)
     total = sum(f.stat().st_size for f in files)
     if total > max_bytes:
         raise ValueError(f"{path}: submission is {total / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit; "
@@ -193,11 +141,13 @@ def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[s
     manifest = read_manifest(folder)
     task = str(meta.get("task") or (next(iter(manifest["tasks"])) if len(manifest["tasks"]) == 1 else ""))
     if task not in manifest["tasks"]:
-        raise ValueError(f"{path}: metadata 'task' must be one of {sorted(manifest['tasks'])}, found {task or None!r}")
+        raise ValueError(f"{path}: metadata 'task' must be one of {sorted(manifest['tasks'])}, found "
+                         f"{excerpt(task) if task else None}")
     entry = manifest["tasks"][task]
     split = str(meta.get("split") or (next(iter(entry["eval_sets"])) if len(entry["eval_sets"]) == 1 else ""))
     if split not in entry["eval_sets"]:
-        raise ValueError(f"{path}: metadata 'split' must be one of {list(entry['eval_sets'])}, found {split or None!r}")
+        raise ValueError(f"{path}: metadata 'split' (the evaluation set) must be one of {list(entry['eval_sets'])}, "
+                         f"found {excerpt(split) if split else None}")
     meta.setdefault("model", Path(path).stem if Path(path).is_file() else Path(path).name)
     meta["task"], meta["split"] = task, split
     labels = entry["label_names"]
@@ -209,9 +159,9 @@ def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[s
     frames = []
     for f in files:
         try:
-            df = _read_table(f)
+            df = read_table(f, root, max_rows=max(len(ref_ids), 1) * MAX_RUNS)
         except ValueError as exc:
-            problems.append(Problem(f.name, None, "-", f"cannot parse: {str(exc).splitlines()[0]}"))
+            problems.append(Problem(f.name, None, "-", str(exc)))
             continue
         frames.append(_check_file(f.name, df, labels, instances, problems))
     if problems:
@@ -282,7 +232,7 @@ def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.Da
     before = len(problems)
     for column in ("instance_id", "finetune_seed"):
         if column not in df.columns:
-            problems.append(Problem(name, None, column, f"required column missing; found {list(df.columns)}"))
+            problems.append(Problem(name, None, column, f"required column missing; found {sorted(df.columns)[:12]}"))
     probs = _probabilities(df, labels, name, problems)
     if "pred" not in df.columns and probs is None and len(problems) == before:
         problems.append(Problem(name, None, "pred", f"give 'pred' (label name or index), 'probs' or prob_<label> "
@@ -291,30 +241,31 @@ def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.Da
         return pd.DataFrame()
     out = pd.DataFrame({"file": name, "row": np.arange(1, len(df) + 1)})
     for column, default in (("pretrain_seed", 0), ("finetune_seed", None), ("checkpoint", 0)):
-        values = pd.to_numeric(df[column], errors="coerce") if column in df.columns else pd.Series(default, index=df.index)
-        bad = np.flatnonzero((values.isna() | (values != values.round())).to_numpy())
-        problems += [Problem(name, int(r) + 1, column, f"expected an integer, found {df[column].iloc[r]!r}") for r in bad]
-        out[column] = values.fillna(-1).astype(np.int64).to_numpy()
+        raw = df[column] if column in df.columns else pd.Series(default, index=df.index)
+        values = pd.to_numeric(raw, errors="coerce")
+        bad = np.flatnonzero((values.isna() | (values != values.round()) | (values.abs() >= 2**31)).to_numpy())
+        add_rows(problems, name, bad, column, lambda r: f"expected an integer, found {excerpt(raw.iloc[r])}")
+        out[column] = values.where(values.abs() < 2**31).fillna(-1).astype(np.int64).to_numpy()
     ids = df["instance_id"].astype(str).to_numpy()
     position = pd.Index(instances["instance_id"]).get_indexer(ids)
-    unknown = np.flatnonzero(position < 0)
-    problems += [Problem(name, int(r) + 1, "instance_id", f"{ids[r]!r} is not an instance of the reference split")
-                 for r in unknown]
+    add_rows(problems, name, np.flatnonzero(position < 0), "instance_id",
+             lambda r: f"{excerpt(ids[r])} is not an instance of the reference evaluation set (ids look like "
+                       f"{excerpt(instances['instance_id'].iloc[0])})")
     out["instance"] = position
     if "instance_hash" in df.columns:
         known = position >= 0
         mismatch = np.flatnonzero(known & (df["instance_hash"].astype(str).to_numpy()
                                            != instances["instance_hash"].to_numpy()[np.maximum(position, 0)]))
-        problems += [Problem(name, int(r) + 1, "instance_hash", "does not match the reference's hash of this "
-                             "instance (a different item or text)") for r in mismatch]
+        add_rows(problems, name, mismatch, "instance_hash", lambda r: "does not match the reference's hash of this "
+                 "instance (a different item or text)")
     if probs is not None:
         out["pred"] = probs.argmax(axis=1)
         out["probs"] = list(probs)
         if "pred" in df.columns:  # both given: they must agree (a tie in probs accepts any tied class)
             given = _labels_from_pred(df["pred"], labels, name, problems)
             ok = (given < 0) | (probs[np.arange(len(probs)), np.maximum(given, 0)] >= probs.max(axis=1))
-            problems += [Problem(name, int(r) + 1, "pred", f"{df['pred'].iloc[r]!r} disagrees with probs, whose "
-                                 f"largest is {labels[int(out['pred'].iloc[r])]!r}") for r in np.flatnonzero(~ok)]
+            add_rows(problems, name, np.flatnonzero(~ok), "pred", lambda r: f"{excerpt(df['pred'].iloc[r])} disagrees "
+                     f"with probs, whose largest is {labels[int(out['pred'].iloc[r])]!r}")
     else:
         out["pred"] = _labels_from_pred(df["pred"], labels, name, problems)
     return out
@@ -323,30 +274,40 @@ def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.Da
 def _align(rows: pd.DataFrame, ref_ids: np.ndarray, gold_mask: np.ndarray, meta: dict, task: str, split: str,
            files: tuple[str, ...]) -> Submission:
     """Keep each run's last checkpoint; place values by (instance, seeds); every run must cover every instance once."""
+    where = ",".join(files)[:200]
+    runs = rows[["pretrain_seed", "finetune_seed"]].drop_duplicates()
+    if len(runs) > MAX_RUNS:
+        raise SubmissionError([Problem(where, None, "finetune_seed", f"{len(runs):,} (pretrain_seed, finetune_seed) "
+                                       f"pairs, more than {MAX_RUNS}")])
+    if rows["checkpoint"].nunique() > MAX_CHECKPOINTS:
+        raise SubmissionError([Problem(where, None, "checkpoint", f"more than {MAX_CHECKPOINTS} checkpoints")])
     last = rows.groupby(["pretrain_seed", "finetune_seed"])["checkpoint"].transform("max")
     rows = rows[rows["checkpoint"] == last]
     problems: list[Problem] = []
-    dup = rows.duplicated(["pretrain_seed", "finetune_seed", "checkpoint", "instance"], keep="first")
-    problems += [Problem(r.file, int(r.row), "instance_id", f"{ref_ids[r.instance]!r} appears more than once in run "
-                         f"(pretrain_seed={r.pretrain_seed}, finetune_seed={r.finetune_seed})")
-                 for r in rows[dup].itertuples()]
+    dup = rows.duplicated(["pretrain_seed", "finetune_seed", "checkpoint", "instance"], keep="first").to_numpy()
+    dups = rows[dup]
+    for file, group in dups.groupby("file"):
+        add_rows(problems, file, group["row"].to_numpy() - 1, "instance_id",
+                 lambda r: "this instance appears more than once in its run (same pretrain_seed, finetune_seed)")
     p_seeds = np.unique(rows["pretrain_seed"])
     f_seeds = np.unique(rows["finetune_seed"])
     n = len(ref_ids)
     counts = rows.groupby(["pretrain_seed", "finetune_seed"])["instance"].nunique()
-    for (p, f), c in counts.items():
-        if c != n:
-            problems.append(Problem(",".join(files), None, "instance_id", f"run (pretrain_seed={p}, finetune_seed={f}) "
-                                    f"covers {c} of the {n} instances of {split}; every run needs all of them"))
+    short = [(p, f, c) for (p, f), c in counts.items() if c != n]
+    for p, f, c in short[:MAX_LISTED]:
+        problems.append(Problem(where, None, "instance_id", f"run (pretrain_seed={p}, finetune_seed={f}) covers {c} of "
+                                f"the {n} instances of {split}; every run needs all of them"))
     grid = {(p, f) for p, f in counts.index}
-    missing = [(int(p), int(f)) for p in p_seeds for f in f_seeds if (p, f) not in grid]
+    if len(p_seeds) * len(f_seeds) > MAX_RUNS * 4:
+        missing = ["many"]
+    else:
+        missing = [(int(p), int(f)) for p in p_seeds for f in f_seeds if (p, f) not in grid]
     if missing:
-        problems.append(Problem(",".join(files), None, "finetune_seed", f"the seed grid has holes: no run for "
+        problems.append(Problem(where, None, "finetune_seed", f"the seed grid has holes: no run for "
                                 f"(pretrain_seed, finetune_seed) {missing[:5]}; every pretraining seed needs the same "
                                 f"finetuning seeds"))
     if problems:
         raise SubmissionError(problems)
-    rows = rows[~dup]
     i = rows["instance"].to_numpy()
     pi = np.searchsorted(p_seeds, rows["pretrain_seed"].to_numpy())
     fi = np.searchsorted(f_seeds, rows["finetune_seed"].to_numpy())
@@ -367,9 +328,14 @@ def content_hash(path: str | Path) -> str:
     """sha256 over the submission's files and metadata (names and bytes), for caching its evaluation."""
     import hashlib
 
-    files, meta = find_files(path)
+    files, meta, root = list_files(path)
     h = hashlib.sha256()
     for f in [*files, *([meta] if meta else [])]:
-        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        h.update(f.name.encode() + b"\0")
+        fd = open_regular(f, root=root, max_bytes=MAX_FILE_BYTES)
+        with os.fdopen(fd, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
     return h.hexdigest()
 

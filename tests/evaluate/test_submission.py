@@ -65,7 +65,7 @@ def test_valid_submission_in_each_format(tmp_path, world):
 
 @pytest.mark.parametrize("corrupt, expected", [
     (lambda d: d.drop(index=3), "covers 19 of the 20 instances"),
-    (lambda d: pd.concat([d, d.iloc[[0]]]), "appears more than once in run"),
+    (lambda d: pd.concat([d, d.iloc[[0]]]), "appears more than once in its run"),
     (lambda d: d.assign(instance_id=d.instance_id.where(d.index != 2, "zzz")), "row 3, field 'instance_id': 'zzz' is not an instance"),
     (lambda d: d.assign(probs=[np.array([0.5, 0.6, 0.1])] + list(d.probs[1:])), "row 1, field 'probs': probabilities must be finite"),
     (lambda d: d.assign(probs=[np.array([0.5, 0.5])] + list(d.probs[1:])), "row 1, field 'probs': expected a list of 3"),
@@ -89,8 +89,10 @@ def test_cli_validate_lists_first_20_problems_then_a_count(tmp_path, world, caps
     path = _write(tmp_path, bad)
     assert main(["submit", "validate", str(path), "--reference", str(reference)]) == 2
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 21 and lines[-1] == f"... and {len(valid) - 20} more problem(s)"
-    assert lines[0] == "sub.parquet, row 1, field 'instance_id': 'nope0' is not an instance of the reference split"
+    assert len(lines) == 21
+    assert lines[-1] == f"sub.parquet, field 'instance_id': ... and {len(valid) - 20} more row(s) like these"
+    assert lines[0] == ("sub.parquet, row 1, field 'instance_id': 'nope0' is not an instance of the reference "
+                        "evaluation set (ids look like 'i0')")
 
 
 def test_cli_validate_ok_and_metadata_flags(tmp_path, world, capsys):

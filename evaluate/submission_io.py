@@ -1,0 +1,303 @@
+"""Reading a submission's files as hostile input.
+
+Only regular files inside the submission folder are opened (a symlink pointing out of it, a device, a FIFO or a
+folder named like a data file is refused; hidden files are ignored); sizes are checked on the opened file; row
+counts, string lengths, metadata size, YAML aliases and nesting depth are capped before any work proportional to
+them; every parser failure becomes a :class:`Problem` naming the file; nothing is unpickled or executed, and error
+messages quote file content only as short escaped excerpts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from ..loaders import schema
+from .safe_read import UnsafeFile, read_bytes_capped
+
+DATA_SUFFIXES = (".parquet", ".csv", ".jsonl")
+METADATA_NAMES = ("submission.yaml", "submission.yml", "submission.json")
+MAX_FILE_BYTES = 1 << 30
+MAX_TOTAL_BYTES = 2 << 30
+MAX_FILES = 1000
+MAX_ROWS = 10_000_000
+MAX_STRING = 500
+MAX_METADATA_BYTES = 256 << 10
+MAX_METADATA_DEPTH = 8
+MAX_LISTED = 20
+# Columns a prediction file may use; anything else is ignored (never parsed into objects).
+KNOWN_COLUMNS = ("instance_id", "pretrain_seed", "finetune_seed", "checkpoint", "pred", "probs", "instance_hash")
+
+
+def excerpt(value: object, n: int = 40) -> str:
+    """A short, escaped quotation of user content for an error message."""
+    text = str(value)
+    return repr(text[:n] + ("…" if len(text) > n else ""))
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    row: int | None  # 1-based data row (after the header), None for file-level problems
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}" + (f", row {self.row}" if self.row is not None else "")
+        return f"{where}, field {self.field!r}: {self.message}"
+
+
+class SubmissionError(ValueError):
+    """A submission failed validation; ``problems`` lists the problems found (the first of each kind per file,
+    with counts for the rest)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(f"invalid submission: {shown}{more}")
+
+    def report(self) -> str:
+        """One line per problem (each kind is already capped at its first rows and a count)."""
+        limit = 5 * MAX_LISTED
+        lines = [str(p) for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"... and {len(self.problems) - limit} more problem(s)")
+        return "\n".join(lines)
+
+
+def add_rows(problems: list[Problem], file: str, rows: np.ndarray, field: str, message) -> None:
+    """Problems for the rows ``rows`` (0-based): the first few one by one (``message(row)``), then a count."""
+    for r in rows[:MAX_LISTED]:
+        problems.append(Problem(file, int(r) + 1, field, message(int(r))))
+    if len(rows) > MAX_LISTED:
+        problems.append(Problem(file, None, field, f"... and {len(rows) - MAX_LISTED} more row(s) like these"))
+
+
+def _entry_problem(path: Path, root: Path) -> str | None:
+    """Why ``path`` (an entry of the submission folder) may not be read, or None."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot inspect ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "a broken or looping symbolic link"
+        if root.resolve() not in target.parents:
+            return "a symbolic link to a file outside the submission folder"
+        st = os.stat(target)
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a device, FIFO or socket)"
+    return None
+
+
+def list_files(path: str | Path) -> tuple[list[Path], Path | None, Path]:
+    """The prediction files, the metadata file and the folder of a submission (a file or a folder).
+
+    Raises :class:`SubmissionError` for entries that may not be read; hidden entries are ignored."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise ValueError(f"{path}: no such file or folder")
+    if path.is_symlink() and path.is_dir():
+        raise ValueError(f"{path}: a symbolic link to a folder; give the folder itself")
+    root = path if path.is_dir() and not path.is_symlink() else path.parent
+    entries = sorted(e for e in root.iterdir() if not e.name.startswith(".")) if path == root else [path]
+    problems, files = [], []
+    for entry in entries:
+        suffix = entry.suffix.lower()
+        if suffix not in DATA_SUFFIXES:
+            continue
+        why = _entry_problem(entry, root)
+        if why:
+            problems.append(Problem(entry.name, None, "-", why))
+        else:
+            files.append(entry)
+    meta = None
+    for name in METADATA_NAMES:
+        candidate = root / name
+        if candidate.exists() or candidate.is_symlink():
+            why = _entry_problem(candidate, root)
+            if why:
+                problems.append(Problem(name, None, "-", why))
+            else:
+                meta = candidate
+            break
+    if problems:
+        raise SubmissionError(problems)
+    if not files:
+        raise ValueError(f"{path}: no .parquet, .csv or .jsonl prediction files")
+    if len(files) > MAX_FILES:
+        raise ValueError(f"{path}: {len(files)} prediction files, over the limit of {MAX_FILES}; combine runs into "
+                         f"fewer files")
+    return files, meta, root
+
+
+def read_table(path: Path, root: Path, max_rows: int = MAX_ROWS) -> pd.DataFrame:
+    """The known columns of one prediction file as a DataFrame; ``ValueError`` with a one-line reason."""
+    try:
+        data = read_bytes_capped(path, MAX_FILE_BYTES, root=root)
+    except UnsafeFile as exc:
+        raise ValueError(str(exc).replace(f"{path}: ", "")) from None
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".jsonl"):
+        if data and not data.endswith(b"\n"):
+            raise ValueError("the last line has no line end: the file looks cut off (end it with a newline)")
+        if data.count(b"\n") > max_rows + 1:
+            raise ValueError(f"more than {max_rows:,} rows")
+    try:
+        table = _parse(data, suffix, max_rows)
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, RecursionError, MemoryError, OverflowError,
+            pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"cannot parse as {suffix[1:]}: {first[:120]}") from None
+    table = table.select([c for c in table.column_names if c in KNOWN_COLUMNS or c.startswith("prob_")][:64])
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            longest = pc.max(pc.utf8_length(column)).as_py() or 0
+            if longest > MAX_STRING:
+                raise ValueError(f"column {name!r} has a value of {longest:,} characters (at most {MAX_STRING})")
+    return table.to_pandas(ignore_metadata=True)
+
+
+def _parse(data: bytes, suffix: str, max_rows: int) -> pa.Table:
+    if suffix == ".parquet":
+        pf = pq.ParquetFile(pa.BufferReader(data))
+        if pf.metadata.num_rows > max_rows:
+            raise ValueError(f"{pf.metadata.num_rows:,} rows, more than {max_rows:,}")
+        wanted = [c for c in pf.schema_arrow.names if c in KNOWN_COLUMNS or c.startswith("prob_")]
+        return pf.read(columns=wanted, use_pandas_metadata=False)
+    if suffix == ".csv":
+        df = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], dtype=str, engine="c")
+        return pa.Table.from_pandas(df, preserve_index=False)
+    df = pd.read_json(io.BytesIO(data), lines=True, dtype=False)  # ujson: C, depth-limited
+    df = df[[c for c in df.columns if isinstance(c, str) and (c in KNOWN_COLUMNS or c.startswith("prob_"))]]
+    return pa.Table.from_pandas(df.astype({c: str for c in df.columns if c != "probs" and df[c].dtype == object}),
+                                preserve_index=False)
+
+
+def _yaml_checked(text: str, name: str) -> object:
+    depth = max_depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise ValueError(f"{name}: YAML aliases (*name) are not accepted in submission metadata")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            max_depth = max(max_depth, depth)
+            if max_depth > MAX_METADATA_DEPTH:
+                raise ValueError(f"{name}: nested deeper than {MAX_METADATA_DEPTH} levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    return yaml.safe_load(text)
+
+
+def _depth(value: object, limit: int) -> bool:
+    """Whether ``value`` nests at most ``limit`` levels (iteratively: no recursion on hostile input)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            if level > limit:
+                return False
+            stack += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)]
+    return True
+
+
+def read_metadata(path: Path, root: Path) -> dict[str, object]:
+    """The metadata mapping of ``submission.yaml`` / ``.json``, size- and depth-capped (values checked by
+    :func:`check_metadata`)."""
+    try:
+        text = read_bytes_capped(path, MAX_METADATA_BYTES, root=root).decode("utf-8")
+        if path.suffix == ".json":
+            meta = json.loads(text)
+            if not _depth(meta, MAX_METADATA_DEPTH):
+                raise ValueError(f"{path.name}: nested deeper than {MAX_METADATA_DEPTH} levels")
+        else:
+            meta = _yaml_checked(text, path.name)
+    except UnsafeFile as exc:
+        raise ValueError(str(exc)) from None
+    except (ValueError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{path}: cannot read submission metadata ({first[:120]})") from None
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: expected a mapping of metadata fields")
+    return meta
+
+
+_TEXT_FIELDS = {"model": 200, "pretrained": 500, "url": 500, "contact": 200, "hub_revision": 100, "submitted": 40}
+
+
+def check_metadata(meta: dict[str, object], where: str, allowed: set[str], max_runs: int) -> dict[str, object]:
+    """Check field names, types and sizes of submission metadata; return it with dates as strings."""
+    unknown = set(map(str, meta)) - allowed
+    if unknown:
+        raise ValueError(f"{where}: unknown metadata field(s) {sorted(excerpt(u, 30) for u in unknown)}; "
+                         f"allowed: {sorted(allowed)}")
+    out = dict(meta)
+    for name, limit in _TEXT_FIELDS.items():
+        if name in out and out[name] is not None:
+            value = str(out[name]) if name == "submitted" else out[name]  # YAML reads dates as dates
+            if not isinstance(value, str) or not value.strip() or len(value) > limit:
+                raise ValueError(f"{where}: field {name!r} must be text of 1-{limit} characters, found "
+                                 f"{type(value).__name__} {excerpt(value)}")
+            out[name] = value
+    for name in ("task", "split"):
+        if name in out and out[name] is not None and not (isinstance(out[name], str)
+                                                         and schema.NAME_PATTERN.match(out[name])):
+            raise ValueError(f"{where}: field {name!r} must be a name of letters, digits or '_', found "
+                             f"{excerpt(out[name])}")
+    if out.get("params") is not None:
+        params = out["params"]
+        if isinstance(params, bool) or not isinstance(params, int) or not 0 < params < 10**14:
+            raise ValueError(f"{where}: field 'params' must be a whole number of parameters, found {excerpt(params)}")
+    if out.get("url") and not str(out["url"]).startswith(("https://", "http://")):
+        raise ValueError(f"{where}: field 'url' must start with https:// or http://, found {excerpt(out['url'])}")
+    hub_id = out.get("hub_model_id")
+    if hub_id is not None:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(str(hub_id))
+        except HFValidationError:
+            raise ValueError(f"{where}: field 'hub_model_id' must be a Hub model id like 'org/name', found "
+                             f"{excerpt(hub_id)}") from None
+        if not isinstance(hub_id, str) or "/" not in hub_id:
+            raise ValueError(f"{where}: field 'hub_model_id' must be a Hub model id like 'org/name'")
+    if "source" in out and not (isinstance(out["source"], dict) and len(out["source"]) <= 20):
+        raise ValueError(f"{where}: field 'source' must be a mapping of at most 20 entries")
+    if "runs" in out and not (isinstance(out["runs"], list) and len(out["runs"]) <= max_runs
+                              and all(isinstance(r, dict) and len(r) <= 20 for r in out["runs"])):
+        raise ValueError(f"{where}: field 'runs' must be a list of at most {max_runs} mappings")
+    for value in _leaves(out):
+        if isinstance(value, str) and len(value) > 2000:
+            raise ValueError(f"{where}: a metadata value has {len(value):,} characters (at most 2,000)")
+    return out
+
+
+def _leaves(value: object):
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack += list(item.values())
+        elif isinstance(item, list):
+            stack += item
+        else:
+            yield item
