@@ -9,14 +9,17 @@ reported and retried on the next invocation without stopping the others.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,12 +163,52 @@ def _run_batch(spec_path: str, batch: list[Job], executor: Executor, workers: in
         raise ValueError(f"executor: expected 'local', 'process' or 'ray', found {executor!r}")
 
 
+@contextmanager
+def _grid_lock(spec: Spec) -> Iterator[None]:
+    """Hold an exclusive lock on the spec's output folder for the grid's lifetime (released by the kernel if the
+    process dies): two grids never write the same shards, and temporary files left by a killed grid can be
+    removed safely."""
+    spec.output.mkdir(parents=True, exist_ok=True)
+    with open(spec.output / ".grid.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{spec.output}: another `instdecay generate grid` is running on this output folder; "
+                             f"wait for it to finish or stop it") from None
+        yield
+
+
+def clean_stale(spec: Spec) -> int:
+    """Remove what a killed writer left behind (atomic_write's ``.<name>.*.tmp`` files, pretraining and vocabulary
+    staging folders); call only while holding the grid lock. Returns how many were removed."""
+    removed = 0
+    for path in spec.output.rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    pretrained = spec.work_dir / "pretrained"
+    staging = [*pretrained.glob("*/.seed*.*")] if pretrained.exists() else []
+    staging += [p for s in spec.sizes for pt in s.pretrained if pt.pretrain
+                for p in Path(pt.pretrain.tokenizer).glob(".vocab.*")]
+    for path in staging:
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def run_grid(spec_path: str | Path, *, executor: Executor = "local", workers: int = 1, device: str | None = None,
              ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
              progress: bool = True) -> list[Outcome]:
     """Run every unfinished job of the spec; return one outcome per job (done, skipped or failed)."""
-    spec_path = str(spec_path)
     spec = load_spec(spec_path)
+    with _grid_lock(spec):
+        removed = clean_stale(spec)
+        if removed:
+            print(f"removed {removed} temporary file(s) or folder(s) left by an interrupted run", file=sys.stderr)
+        return _run_grid(str(spec_path), spec, executor, workers, device, ray_address, num_cpus, num_gpus, progress)
+
+
+def _run_grid(spec_path: str, spec: Spec, executor: Executor, workers: int, device: str | None,
+              ray_address: str | None, num_cpus: float, num_gpus: float, progress: bool) -> list[Outcome]:
     all_jobs = jobs(spec)
     checks = {j: finished(spec, j) for j in all_jobs}
     outcomes = [Outcome(j, "skipped", detail) for j, (done, detail) in checks.items() if done]

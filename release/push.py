@@ -7,13 +7,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import re
+
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .validate import validate_release
 
 MAX_FILES_PER_COMMIT = 100
 RETRY_STATUS = {429, 500, 502, 503, 504}
+# Tags and branches are git refs on the Hub: no spaces, shell characters, '..', leading '-' or trailing '.lock'.
+REF_NAME = re.compile(r"^(?!.*\.\.)(?!.*\.lock$)[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9._-]{1,100}){0,3}$")
+
+
+def check_repo_id(repo_id: str) -> str:
+    """A dataset repo id as the Hub accepts it (``owner/name``), or a ``ValueError`` saying why not."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise ValueError(f"repo id {repo_id!r} is not valid on the Hub: {str(exc).splitlines()[0][:160]}") from None
+    if repo_id.count("/") != 1:
+        raise ValueError(f"repo id {repo_id!r}: expected 'owner/name' (a user or organisation, then the dataset name)")
+    return repo_id
+
+
+def check_ref(name: str | None, what: str) -> str | None:
+    """A tag or branch name the Hub accepts (git ref rules), or a ``ValueError``."""
+    if name is not None and not REF_NAME.match(name):
+        raise ValueError(f"{what} {name!r} is not a valid git ref name: use letters, digits, '.', '_', '-' "
+                         f"(and '/' between parts), e.g. v1.0")
+    return name
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    import httpx2
+
+    return (httpx2.HTTPError, OSError)
 
 
 @dataclass(frozen=True)
@@ -33,6 +63,9 @@ def plan_push(folder: str | Path, repo_id: str, *, revision: str | None = None, 
     are not uploaded yet.
     """
     folder = Path(folder)
+    check_repo_id(repo_id)
+    check_ref(revision, "revision")
+    check_ref(tag, "tag")
     problems = validate_release(folder)
     if problems:
         raise ValueError(f"{folder}: refusing to push a release that fails validation: {problems[0]}"
@@ -44,16 +77,21 @@ def plan_push(folder: str | Path, repo_id: str, *, revision: str | None = None, 
 
 
 def _with_retry(call: Callable[[], object], what: str, retries: int, backoff_s: float, sleep=time.sleep) -> object:
+    """Call the Hub, retrying HTTP 429 and 5xx with exponential backoff; any other failure (HTTP error, no
+    network, offline mode) becomes one ``ValueError`` line naming the step."""
     for attempt in range(retries + 1):
         try:
             return call()
         except HfHubHTTPError as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             if status not in RETRY_STATUS or attempt == retries:
-                raise
+                raise ValueError(f"{what} failed: HTTP {status}: {str(exc).splitlines()[0][:200]}") from None
             wait = backoff_s * 2**attempt
             print(f"{what}: HTTP {status}, retrying in {wait:.0f} s ({attempt + 1}/{retries})")
             sleep(wait)
+        except _network_errors() as exc:
+            raise ValueError(f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                             f" (check the network and your Hugging Face token)") from None
     raise AssertionError("unreachable")
 
 

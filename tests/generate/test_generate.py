@@ -45,6 +45,59 @@ def test_resume_after_a_crash_redoes_only_unfinished_runs(make_spec):
     assert sorted(o.status for o in outcomes) == ["done", "skipped", "skipped", "skipped"]
     assert next(o for o in outcomes if o.status == "done").job.name == shards[0].stem
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())  # finished work is not redone
+    assert not (shards[0].parent / ".xs__p9__f9.parquet.tmp").exists()  # the killed writer's temp file is gone
+
+
+def test_a_second_grid_on_the_same_output_is_refused(make_spec):
+    import fcntl
+
+    spec = load_spec(make_spec(sizes=("xs",)))
+    spec.output.mkdir(parents=True)
+    with open(spec.output / ".grid.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another `instdecay generate grid` is running"):
+            run_grid(spec.path, progress=False)
+
+
+def test_process_workers_die_with_the_grid(tmp_path):
+    """kill -9 of the grid process: its pool workers get SIGKILL from the kernel instead of finishing a run and
+    blocking forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "pool.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from instdecay.generate.grid import _init_worker\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'), initializer=_init_worker,\n"
+        "                               initargs=(os.getpid(), 1))\n"
+        "    futures = [pool.submit(time.sleep, 120) for _ in range(2)]\n"
+        "    time.sleep(8)\n"
+        "    print(' '.join(str(p) for p in pool._processes), flush=True)\n"
+        "    time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in proc.stdout.readline().split()]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [w for w in workers if _alive(w)]
+    assert alive == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie waiting for its reaper is dead
+    except FileNotFoundError:
+        return False
 
 
 def test_same_run_twice_gives_identical_predictions(make_spec, tmp_path):

@@ -62,7 +62,7 @@ def test_retry_with_backoff_on_429(toy_release):
 def test_client_errors_are_not_retried(toy_release):
     out, _ = toy_release
     api, waits = FakeApi(fail_first_commit_with=403), []
-    with pytest.raises(HfHubHTTPError):
+    with pytest.raises(ValueError, match="HTTP 403"):
         push_release(out, "org/preds", api=api, sleep=waits.append)
     assert waits == []
 
@@ -90,3 +90,27 @@ def test_refuses_an_invalid_release(toy_release):
     (out / "runs/runs.parquet").write_bytes(b"x")
     with pytest.raises(ValueError, match="refusing to push"):
         push_release(out, "org/preds", api=FakeApi())
+
+
+@pytest.mark.parametrize("repo_id, tag, message", [
+    ("", None, "repo id ''"), ("../../etc", None, "not valid on the Hub"), ("owner/<script>", None, "not valid"),
+    ("justaname", None, "expected 'owner/name'"), ("org/preds", "v1 $(id)", "tag 'v1 $(id)' is not a valid git ref"),
+    ("org/preds", "../x", "not a valid git ref"),
+])
+def test_repo_ids_and_tags_are_checked_like_the_hub(toy_release, repo_id, tag, message):
+    out, _ = toy_release
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("$", r"\$")):
+        push_release(out, repo_id, tag=tag, dry_run=True)
+
+
+def test_network_failures_are_one_line(toy_release):
+    out, _ = toy_release
+
+    class Offline(FakeApi):
+        def create_repo(self, repo_id, **kw):
+            raise httpx.ConnectError("[Errno -3] Temporary failure in name resolution")
+
+    with pytest.raises(ValueError, match=r"create_repo failed: ConnectError: .* \(check the network"):
+        push_release(out, "org/preds", api=Offline())
+    with pytest.raises(ValueError, match="commit 1/2 failed: HTTP 403"):
+        push_release(out, "org/preds", api=FakeApi(fail_first_commit_with=403))
