@@ -16,13 +16,15 @@ def _report(args: argparse.Namespace) -> int:
     from .evaluate.ladder import analyze_ladder
     from .evaluate.report import format_report, write_report
 
-    out = Path(args.out)
-    for name, ladder, description in _ladders(args):
-        report = analyze_ladder(ladder, n_boot=args.n_boot, seed=args.seed, description=description)
+    out = Path(args.out or ("instdecay-report-simulated" if args.simulated else "instdecay-report"))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder; give a folder for report.md, report.json and plots")
+    for name, ladder, details in _ladders(args):
+        report = analyze_ladder(ladder, n_boot=args.n_boot, seed=args.seed, **details)
         print(format_report(report))
         folder = out / name if name else out
         written = write_report(report, folder)
-        print(f"wrote {len(written)} files to {folder.resolve()}: {', '.join(p.name for p in written)}\n")
+        print(f"wrote {len(written)} files to {folder}: {', '.join(p.name for p in written)}\n")
     return 0
 
 
@@ -33,25 +35,43 @@ def _ladders(args: argparse.Namespace):
 
         sim = simulate(n_instances=args.instances, n_pretrain=10, n_finetune=5, seed=args.seed)
         first, last = sim.sizes[0], sim.sizes[-1]
-        yield "", sim.scores, (
+        yield "", sim.scores, {"evaluation_set": "simulated", "description": (
             f"SIMULATED ladder (instdecay.evaluate.simulate, seed {args.seed}): 5 sizes x 10 pretraining x 5 "
             f"finetuning seeds on {args.instances} instances, with known ground truth. True decaying fraction "
             f"{first} -> {last}: {sim.true_decay(first, last):.4f}; true improving fraction: "
-            f"{sim.true_improve(first, last):.4f}.")
+            f"{sim.true_improve(first, last):.4f}.")}
         return
-    from .loaders import DEFAULT_REFERENCE, load_tensor, read_manifest, resolve
+    from .loaders import DEFAULT_REFERENCE, load_instances, load_tensor, read_manifest, resolve
 
     source = args.reference or DEFAULT_REFERENCE
     folder = resolve(source, args.revision)
     manifest = read_manifest(folder)
+    shown = _shown_source(source)
     for task, entry in sorted(manifest["tasks"].items()):
         for split in args.split or list(entry["eval_sets"]):
+            if split not in entry["eval_sets"]:
+                raise ValueError(f"--split {split!r}: task {task} has evaluation sets {list(entry['eval_sets'])}")
             ladder = {size: load_tensor(folder, task, split, size).values for size in entry["sizes"]}
             grid = entry["grid"][entry["sizes"][0]]
-            yield f"{task}_{split}", ladder, (
-                f"Reference {source} — task {task}, evaluation set {split}: sizes {', '.join(entry['sizes'])}, "
-                f"{len(grid['pretrain_seeds'])} pretraining x {len(grid['finetune_seeds'])} finetuning seeds x "
-                f"{len(grid['checkpoints'])} checkpoints (analyses use the last checkpoint).")
+            labels = load_instances(folder, task, split)["label"]
+            yield f"{task}_{split}", ladder, {
+                "evaluation_set": f"{task} / {split}",
+                "n_params": [entry["grid"][s]["n_params"] for s in entry["sizes"]],
+                "majority": float(labels.value_counts(normalize=True).max()),
+                "description": (
+                    f"Reference {shown}, task {task}, evaluation set {split}: sizes {', '.join(entry['sizes'])}, "
+                    f"{len(grid['pretrain_seeds'])} pretraining x {len(grid['finetune_seeds'])} finetuning seeds x "
+                    f"{len(grid['checkpoints'])} checkpoints (analyses use the last checkpoint).")}
+
+
+def _shown_source(source) -> str:
+    """How a dataset is named in outputs: a Hub id as is, a local folder by its name (no absolute paths)."""
+    from .loaders import DEFAULT_REFERENCE
+
+    path = Path(source)
+    if path.resolve() == Path(DEFAULT_REFERENCE).resolve():
+        return "the shipped reference (reference/sst2-cpu)"
+    return path.name if path.exists() else str(source)
 
 
 def _release_build(args: argparse.Namespace) -> int:
@@ -213,10 +233,12 @@ def _leaderboard_build(args: argparse.Namespace) -> int:
     from .loaders import DEFAULT_REFERENCE
 
     board = build_leaderboard(args.submissions, args.reference or DEFAULT_REFERENCE, args.out, n_boot=args.n_boot,
-                              seed=args.seed, revision=args.revision)
-    n_sub = sum(r["kind"] == "submission" for r in board["rows"])
-    print(f"leaderboard {board['task']} / {board['split']}: {n_sub} submission(s), "
-          f"{len(board['rows']) - n_sub} reference size(s), {len(board['rejected'])} rejected -> {Path(args.out).resolve()}/index.html")
+                              seed=args.seed, revision=args.revision, task=args.task, split=args.split,
+                              glue_dir=args.glue_dir)
+    for sec in board["sections"]:
+        n_sub = sum(r["kind"] == "submission" for r in sec["rows"])
+        print(f"{sec['task']} / {sec['split']}: {n_sub} submission(s), {len(sec['rows']) - n_sub} reference size(s)")
+    print(f"{len(board['rejected'])} rejected; site: {Path(args.out) / 'index.html'}")
     for problem in board["rejected"]:
         print(f"rejected: {problem}")
     return 0
@@ -255,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--revision", help="Hub revision (tag or commit) of --reference")
     report.add_argument("--split", action="append", help="evaluation set(s) to analyse (default: all)")
     report.add_argument("--simulated", action="store_true", help="analyse a simulated ladder with known truth instead")
-    report.add_argument("--out", default="instdecay-report", help="output folder (default: %(default)s)")
+    report.add_argument("--out", help="output folder (default: instdecay-report, or instdecay-report-simulated "
+                                      "with --simulated)")
     report.add_argument("--instances", type=int, default=5000, help="simulated instances (default: %(default)s)")
     report.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for LCBs (default: %(default)s)")
     report.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
@@ -324,13 +347,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="rank submissions against the reference ladder (static site)")
     bsub = board.add_subparsers(dest="leaderboard_command", metavar="STEP", required=True)
-    lb = bsub.add_parser("build", help="evaluate every submission (cached) and write leaderboard.json/.md and index.html")
-    lb.add_argument("--submissions", required=True, help="folder with one sub-folder per submission")
+    lb = bsub.add_parser(
+        "build", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="evaluate every submission (cached) and write leaderboard.json/.md and index.html",
+        description="Evaluate every submission against the reference (cached by content) and write a static site: "
+                    "one ranked table per task and evaluation set, and a page per submission.",
+        epilog="example:\n  instdecay leaderboard build --submissions examples/ --out site/\n"
+               "  then open site/index.html (works from file://)")
+    lb.add_argument("--submissions", required=True, action="append",
+                    help="a folder of submission folders, one submission folder, or a Hub dataset id of one "
+                         "submission; repeat for several")
     lb.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped CPU-scale ladder)")
     lb.add_argument("--revision", help="Hub revision of --reference")
+    lb.add_argument("--task", help="only this task (default: every task of the reference)")
+    lb.add_argument("--split", help="only this evaluation set (default: every evaluation set)")
+    lb.add_argument("--glue-dir", help="local GLUE folder to show instance text on the detail pages")
     lb.add_argument("--out", default="site", help="output folder (default: %(default)s)")
-    lb.add_argument("--n-boot", type=int, default=1000)
-    lb.add_argument("--seed", type=int, default=0)
+    lb.add_argument("--n-boot", type=int, default=1000,
+                    help="bootstrap replicates of the decay/improve LCBs (default: %(default)s)")
+    lb.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default: %(default)s)")
     lb.set_defaults(func=_leaderboard_build)
 
     release = sub.add_parser("release", help="build, validate and push the prediction dataset")

@@ -15,6 +15,7 @@ from .decay import decay_bounds
 from .decomposition import decompose
 from .paired import paired_bootstrap
 from ..atomic import atomic_write_text
+from . import plots
 from .report import markdown_table
 from .submission import Submission
 
@@ -31,6 +32,7 @@ class Comparison:
     notes: list[str]
     curves: dict[str, dict[str, list[float]]] = field(repr=False)
     ladder_accuracy: pd.DataFrame = field(repr=False)
+    majority: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         def records(df: pd.DataFrame) -> list[dict]:
@@ -146,7 +148,8 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
         submission={k: (v if isinstance(v, (str, int, float, type(None))) else str(v)) for k, v in sub.metadata.items()}
         | {"n_pretrain": int(x.shape[1]), "n_finetune": int(x.shape[2]), "files": list(sub.files)},
         accuracy=accuracy, versus=pd.DataFrame(versus_rows), variance=variance, worst_instances=worst, notes=notes,
-        curves=curves, ladder_accuracy=ladder)
+        curves=curves, ladder_accuracy=ladder,
+        majority=float(np.bincount(instances["label"].to_numpy()).max() / len(instances)))
 
 
 def _ladder_position(rows: list[dict[str, object]]) -> str:
@@ -172,45 +175,26 @@ def format_comparison(c: Comparison) -> str:
 
 def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
     """Write ``report.json``, ``report.md`` and PNG plots (ECDFs as in the paper's Figure 4; accuracy vs size)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plots = []
+    plots_written = []
+    name = str(c.submission["model"])
     if c.curves:
         sizes = list(c.curves)
         chosen = [sizes[0]] + ([sizes[-1]] if len(sizes) > 1 else [])
-        fig, axes = plt.subplots(1, len(chosen), figsize=(5.5 * len(chosen), 4), squeeze=False)
-        for ax, size in zip(axes[0], chosen):
-            cv = c.curves[size]
-            ax.step(cv["t"], cv["difference"], where="post", label=f"ΔAcc (submission − {size})")
-            ax.step(cv["t"], cv["baseline"], where="post", linestyle="--", label="random baseline")
-            ax.set_title(f"vs {size}: paper estimate {cv['decay']:.3f}, 95% LCB {cv['decay_lcb']:.3f}")
-            ax.set_xlabel("instance accuracy difference t")
-            ax.set_ylabel("fraction of instances ≤ t")
-            ax.legend(fontsize=8, loc="upper left")
-        fig.tight_layout()
-        fig.savefig(out / "ecdf.png", dpi=110, metadata={"Software": None})
-        plt.close(fig)
-        plots.append("ecdf.png")
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    lad = c.ladder_accuracy
-    ax.errorbar(lad["n_params"], lad["accuracy"], yerr=lad["run_std"].fillna(0), marker="o", capsize=4,
-                label="reference ladder (± std over runs)")
-    a = c.accuracy.iloc[0]
-    ax.axhspan(a["ci_low"], a["ci_high"], color="C1", alpha=0.2)
-    ax.axhline(a["accuracy"], color="C1", label=f"{a['model']} (95% CI)")
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_size.png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    plots.append("accuracy_vs_size.png")
+        plots.ecdf(out / plots.ECDF_PNG, [
+            {"title": plots.ecdf_title(f"vs {size}", c.curves[size]["decay"], c.curves[size]["decay_lcb"]),
+             "t": c.curves[size]["t"], "difference": c.curves[size]["difference"],
+             "baseline": c.curves[size]["baseline"], "label": f"ΔAcc (submission − {size})"} for size in chosen])
+        plots_written.append(plots.ECDF_PNG)
+    lad, a = c.ladder_accuracy, c.accuracy.iloc[0]
+    params = c.submission.get("params")
+    plots.accuracy_by_size(out / plots.ACCURACY_PNG, list(lad["size"]), lad["accuracy"], lad["run_std"],
+                           evaluation_set=f"{c.submission['task']} / {c.submission['split']}",
+                           params=list(lad["n_params"]), majority=c.majority,
+                           submission=(name, a["accuracy"], a["ci_low"], a["ci_high"],
+                                       params if isinstance(params, int) else None))
+    plots_written.append(plots.ACCURACY_PNG)
 
     md = [f"# {c.submission['model']}: instance-level comparison\n",
           f"Task `{c.submission['task']}`, split `{c.submission['split']}`; runs: {c.accuracy.iloc[0]['runs']} "
@@ -231,7 +215,7 @@ def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
         md += ["## Variance\n", "```json", json.dumps(c.variance, indent=2), "```", ""]
     md += ["## Instances most confidently worse than the smallest reference size\n",
            markdown_table(c.worst_instances) if not c.worst_instances.empty else "None.", "",
-           "## Plots\n", *[f"![{p}]({p})\n" for p in plots]]
+           "## Plots\n", *[f"![{p}]({p})\n" for p in plots_written]]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     atomic_write_text(out / "report.json", json.dumps(c.to_dict(), indent=2, allow_nan=False, default=str) + "\n")
-    return [out / "report.md", out / "report.json", *(out / p for p in plots)]
+    return [out / "report.md", out / "report.json", *(out / p for p in plots_written)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -30,6 +30,9 @@ class LadderReport:
     momentum: pd.DataFrame
     extreme_pair: DecayBounds = field(repr=False)
     description: str = ""
+    evaluation_set: str = ""
+    n_params: list[int] | None = None
+    majority: float | None = None  # accuracy of always predicting the most frequent gold label
 
     def to_dict(self) -> dict[str, object]:
         def records(df: pd.DataFrame) -> list[dict[str, object]]:
@@ -38,6 +41,8 @@ class LadderReport:
 
         return {
             "description": self.description,
+            "evaluation_set": self.evaluation_set,
+            "majority_class_accuracy": self.majority,
             "sizes": list(self.sizes),
             "n_instances": self.n_instances,
             "accuracy": records(self.accuracy),
@@ -72,6 +77,9 @@ def analyze_ladder(
     confidence: float = 0.95,
     seed: SeedLike = 0,
     description: str = "",
+    evaluation_set: str = "",
+    n_params: Sequence[int] | None = None,
+    majority: float | None = None,
     progress: bool = True,
 ) -> LadderReport:
     """Run the paper's analyses on a ladder ``{size name: scores}`` ordered from smallest to largest.
@@ -144,4 +152,7 @@ def analyze_ladder(
         momentum=pd.DataFrame(mom_rows),
         extreme_pair=extreme,
         description=description,
+        evaluation_set=evaluation_set,
+        n_params=list(n_params) if n_params is not None else None,
+        majority=majority,
     )

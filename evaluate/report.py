@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write_text
+from . import plots
 from .ladder import LadderReport
 
 
@@ -74,57 +75,29 @@ def format_report(report: LadderReport) -> str:
     return "\n".join(parts)
 
 
-def plot_extreme_pair(report: LadderReport, path: Path, title: str) -> None:
+def plot_extreme_pair(report: LadderReport, path: Path) -> None:
     """Save the ECDF plot of instance differences, smallest vs largest size (the paper's Figure 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    report.extreme_pair.plot(ax=ax, labels=(report.sizes[0], report.sizes[-1]))
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    b, first, last = report.extreme_pair, report.sizes[0], report.sizes[-1]
+    name = f"{report.evaluation_set or 'ladder'}: {first} → {last}"
+    plots.ecdf(path, [{"title": plots.ecdf_title(name, b.decay, b.decay_lcb), "t": b.thresholds,
+                       "difference": b.ecdf_difference, "baseline": b.ecdf_baseline,
+                       "label": f"ΔAcc ({last} − {first})"}])
 
 
 def _plot_files(report: LadderReport, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plot_extreme_pair(report, out / "cdf_smallest_vs_largest.png",
-                      f"Instance differences: {report.sizes[0]} → {report.sizes[-1]}")
-    files = ["cdf_smallest_vs_largest.png"]
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    plot_extreme_pair(report, out / plots.ECDF_PNG)
     acc = report.accuracy
-    ax.errorbar(acc["size"], acc["accuracy"], yerr=acc["run_std"], marker="o", capsize=4)
-    ax.set_ylabel("accuracy (mean ± std over runs)")
-    ax.set_title("Accuracy per size")
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_by_size.png", dpi=120)
-    files.append("accuracy_by_size.png")
-    plt.close(fig)
-
+    plots.accuracy_by_size(out / plots.ACCURACY_PNG, list(acc["size"]), acc["accuracy"], acc["run_std"],
+                           evaluation_set=report.evaluation_set or "ladder", params=report.n_params,
+                           majority=report.majority)
+    files = [plots.ECDF_PNG, plots.ACCURACY_PNG]
     dec = report.decomposition[report.decomposition["estimator"] == "unbiased"]
     if not dec.empty:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        bottom = np.zeros(len(dec))
-        for comp in ("bias2", "pretrain_var", "finetune_var", "checkpoint_var"):
-            values = dec[comp].astype(float).fillna(0.0).to_numpy()
-            ax.bar(dec["size"], values, bottom=bottom, label=comp)
-            bottom += values
-        ax.set_ylabel("mean loss")
-        ax.set_title("Loss decomposition (unbiased)")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "decomposition.png", dpi=120)
-        files.append("decomposition.png")
-        plt.close(fig)
+        plots.decomposition(out / plots.DECOMPOSITION_PNG, list(dec["size"]),
+                            {c: dec[c].astype(float).to_numpy() for c in ("bias2", "pretrain_var", "finetune_var",
+                                                                          "checkpoint_var")},
+                            f"Loss decomposition (unbiased): {report.evaluation_set or 'ladder'}")
+        files.append(plots.DECOMPOSITION_PNG)
     return files
 
 

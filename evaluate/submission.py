@@ -66,6 +66,32 @@ class Submission:
         return self.correct.shape[1] * self.correct.shape[2]
 
 
+SUBMISSION_PATTERNS = ["*.parquet", "*.csv", "*.jsonl", "submission.yaml", "submission.yml", "submission.json"]
+
+
+def resolve_submission(path: str | Path) -> Path:
+    """A local submission file or folder as is; otherwise a Hub dataset id of one submission, downloaded (its
+    prediction files and submission.yaml only) into the Hugging Face cache."""
+    local = Path(path)
+    if local.exists() or local.is_symlink():
+        return local
+    text = str(path)
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError
+
+        try:
+            return Path(snapshot_download(repo_id=text, repo_type="dataset", allow_patterns=SUBMISSION_PATTERNS))
+        except (HFValidationError, OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ValueError(f"{text}: no such local file or folder, and it could not be fetched as a Hub dataset "
+                             f"id ({reason})") from None
+        except Exception as exc:  # noqa: BLE001 - network errors of the HTTP client: one line, not a traceback
+            raise ValueError(f"{text}: no such local file or folder, and fetching it from the Hub failed "
+                             f"({type(exc).__name__})") from None
+    raise ValueError(f"{text}: no such file or folder")
+
+
 def find_files(path: str | Path) -> tuple[list[Path], Path | None]:
     """Prediction files and the metadata file of a submission path (a file or a folder)."""
     files, meta, _ = list_files(path)
@@ -131,6 +157,7 @@ def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[s
     run. Files are read as hostile input (:mod:`instdecay.evaluate.submission_io`). Task and split come from the
     metadata (or the reference when it has a single task / split).
     """
+    path = resolve_submission(path)
     files, meta_path, root = list_files(path)
     total = sum(f.stat().st_size for f in files)
     if total > max_bytes:
@@ -328,7 +355,7 @@ def content_hash(path: str | Path) -> str:
     """sha256 over the submission's files and metadata (names and bytes), for caching its evaluation."""
     import hashlib
 
-    files, meta, root = list_files(path)
+    files, meta, root = list_files(resolve_submission(path))
     h = hashlib.sha256()
     for f in [*files, *([meta] if meta else [])]:
         h.update(f.name.encode() + b"\0")

@@ -101,6 +101,8 @@ def execute(spec_path: str, job: Job, device: str | None = None) -> str:
 
 def _safe(spec_path: str, job: Job, device: str | None) -> Outcome:
     try:
+        if finished(load_spec(spec_path), job)[0]:  # finished meanwhile (e.g. by `generate run`): not redone
+            return Outcome(job, "skipped", "already finished")
         return Outcome(job, "done", execute(spec_path, job, device))
     except Exception as exc:  # noqa: BLE001 - a failed run must not stop the others
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def _path(base: Path, value: str | None) -> str | None:
             raise SpecError(f"{value}: Python package {module!r} is not installed") from None
     if value is None or "://" in value or Path(value).is_absolute():
         return value
-    candidate = base / value
+    candidate = Path(os.path.normpath(base / value))
     return str(candidate) if candidate.exists() or value.startswith(".") else value
 
 
@@ -290,6 +291,6 @@ def load_spec(path: str | Path) -> Spec:
     if len(set(names)) != len(names):
         r.fail(f"sizes: duplicate size names {names}")
     finetune_seeds = tuple(r.get("finetune_seeds", list, check=lambda v: bool(v) and all(isinstance(x, int) for x in v)))
-    return Spec(name, path, task, tuple(sizes), finetune_seeds,
-                output=base / r.get("output", str, f"shards/{name}"),  # relative to the spec file
-                work_dir=base / r.get("work_dir", str, f"work/{name}"), hash=content_hash(raw))
+    return Spec(name, path, task, tuple(sizes), finetune_seeds,  # output folders are relative to the spec file
+                output=Path(os.path.normpath(base / r.get("output", str, f"shards/{name}"))),
+                work_dir=Path(os.path.normpath(base / r.get("work_dir", str, f"work/{name}"))), hash=content_hash(raw))

@@ -31,8 +31,13 @@ def resolve(source: str | Path, revision: str | None = None, patterns: Sequence[
         raise ValueError(f"{source}: neither a dataset folder nor a Hub dataset id ('owner/name')")
     from huggingface_hub import snapshot_download
 
-    local = snapshot_download(repo_id=str(source), repo_type="dataset", revision=revision,
-                              allow_patterns=[schema.MANIFEST_PATH, *(patterns or ["*"])])
+    try:
+        local = snapshot_download(repo_id=str(source), repo_type="dataset", revision=revision,
+                                  allow_patterns=[schema.MANIFEST_PATH, *(patterns or ["*"])])
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, HTTP errors: one line, not a traceback
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ValueError(f"{source}: no such local folder, and it could not be fetched as a Hub dataset id "
+                         f"({type(exc).__name__}: {reason})") from None
     return Path(local)
 
 

@@ -38,9 +38,9 @@ def analysis_markdown(folder: Path, manifest: dict, *, n_boot: int = 1000, progr
             if skipped:
                 parts += [f"Sizes left out of the {task} / {split} analysis:\n", *skipped, ""]
             report = analyze_ladder(ladder, n_boot=n_boot, seed=0, progress=progress,
-                                    description=f"{task} / {split}")
+                                    description=f"{task} / {split}", evaluation_set=f"{task} / {split}")
             figure = Path("figures") / f"cdf_{task}_{split}.png"
-            plot_extreme_pair(report, folder / figure, f"{report.description}: {report.sizes[0]} → {report.sizes[-1]}")
+            plot_extreme_pair(report, folder / figure)
             parts.append(f"### {task} / {split} ({report.n_instances:,} instances)\n")
             first, last = report.sizes[0], report.sizes[-1]
             extreme = report.bounds[(report.bounds.smaller == first) & (report.bounds.larger == last)].iloc[0]

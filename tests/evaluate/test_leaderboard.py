@@ -28,45 +28,134 @@ def board_world(tmp_path_factory, shard_writer):
     return tmp, subs
 
 
+def _rows(board, split="validation"):
+    return next(sec["rows"] for sec in board["sections"] if sec["split"] == split)
+
+
 def test_leaderboard_ranks_caches_and_is_idempotent(tmp_path, board_world):
     tmp, subs = board_world
     site = tmp_path / "site"
     board = build_leaderboard(subs, tmp / "release", site, n_boot=50)
-    kinds = sorted(r["kind"] for r in board["rows"])
-    assert kinds == ["reference", "reference", "submission", "submission"]
-    accuracies = [r["accuracy"] for r in board["rows"]]
-    assert accuracies == sorted(accuracies, reverse=True)
-    files = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    assert [(s["task"], s["split"]) for s in board["sections"]] == [("toy", "validation"), ("toy", "heldout")]
+    rows = _rows(board)
+    assert sorted(r["kind"] for r in rows) == ["reference", "reference", "submission", "submission"]
+    ranks = [r["rank"] for r in rows]
+    assert ranks == sorted(ranks) and ranks[0] == 1
+    assert all(r["kind"] == "reference" for r in _rows(board, "heldout"))  # no submission on heldout
+    files = {p: p.read_bytes() for p in site.rglob("*") if p.is_file() and p.name != ".leaderboard.lock"}
     cache = sorted((site / "cache").glob("*.json"))
     assert len(cache) == 2
     mtimes = {p: p.stat().st_mtime_ns for p in cache}
     build_leaderboard(subs, tmp / "release", site, n_boot=50)
-    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == files  # idempotent
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file() and p.name != ".leaderboard.lock"} == files
     assert {p: p.stat().st_mtime_ns for p in cache} == mtimes  # cached: not recomputed
 
 
-def test_html_is_escaped(tmp_path, board_world):
+def test_rank_counts_the_models_above_by_a_paired_interval(tmp_path, board_world):
+    from instdecay.evaluate import paired_bootstrap
+    from instdecay.evaluate.submission import load_submission
+    from instdecay.loaders import load_tensor
+
+    tmp, subs = board_world
+    board = build_leaderboard(subs, tmp / "release", tmp_path / "site", n_boot=50)
+    scores = {r["model"]: (load_tensor(tmp / "release", "toy", "validation", r["model"], checkpoints="last").values
+                           if r["kind"] == "reference" else load_submission(subs / r["slug"], tmp / "release").correct)
+              for r in _rows(board)}
+    for r in _rows(board):
+        above = sum(paired_bootstrap(scores[r["model"]], other).ci_low > 0
+                    for name, other in scores.items() if name != r["model"])
+        assert r["rank"] == 1 + above
+    assert len({r["rank"] for r in _rows(board)}) < len(_rows(board))  # indistinguishable models share a rank
+
+
+def test_html_and_markdown_are_escaped(tmp_path, board_world):
     tmp, subs = board_world
     site = tmp_path / "site"
     build_leaderboard(subs, tmp / "release", site, n_boot=50)
     index = (site / "index.html").read_text()
     assert "<script>alert(1)</script>" not in index and "&lt;script&gt;alert(1)&lt;/script&gt;" in index
     assert "<script>alert" not in (site / "models" / "m2.html").read_text()
+    assert "<script>" not in (site / "leaderboard.md").read_text()
     assert "http://" not in index and "https://" not in index  # no external resources
+    assert str(tmp_path) not in (site / "leaderboard.json").read_text()  # no local absolute paths
 
 
-def test_escaping_names_and_duplicates_are_rejected(tmp_path, board_world):
+def test_bad_submissions_are_rejected_and_the_board_is_still_written(tmp_path, board_world):
     tmp, subs = board_world
     mine = tmp_path / "subs"
     shutil.copytree(subs, mine)
     shutil.copytree(mine / "m1", mine / "copy-of-m1")  # same model name as m1
-    shutil.copytree(mine / "m1", mine / "..weird")  # hidden-looking names are skipped
     (mine / "loose.csv").write_text("instance_id\n")
+    (mine / "empty").mkdir()
+    (mine / "dangling").symlink_to(tmp_path / "nowhere")
+    shutil.copytree(mine / "m1", mine / "inf")
+    (mine / "inf" / "submission.yaml").write_text("model: inf\nsplit: validation\nparams: .inf\n")
     board = build_leaderboard(mine, tmp / "release", tmp_path / "site", n_boot=50)
     rejected = " | ".join(board["rejected"])
-    assert "loose.csv: each submission must be a folder" in rejected
-    assert "model name 'alpha' is already used by copy-of-m1; not overwritten" in rejected
-    assert not (tmp_path / "site" / "models" / "m1.html").exists() or "alpha" in (tmp_path / "site" / "models" / "m1.html").read_text()
+    assert "'loose.csv': each submission must be a folder" in rejected
+    assert "'dangling': each submission must be a folder" in rejected
+    assert "'empty': " in rejected and "'inf': " in rejected and "'params' must be a whole number" in rejected
+    assert "model name 'alpha' is already used by copy-of-m1" in rejected
+    assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_one_submission_folder_a_file_and_a_hub_id(tmp_path, board_world, monkeypatch):
+    tmp, subs = board_world
+    board = build_leaderboard(subs / "m1", tmp / "release", tmp_path / "one", n_boot=50)
+    assert [r["model"] for r in _rows(board) if r["kind"] == "submission"] == ["alpha"] and board["rejected"] == []
+    with pytest.raises(ValueError, match="a file; give a folder"):
+        build_leaderboard(subs / "m1" / "preds.parquet", tmp / "release", tmp_path / "x", n_boot=50)
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda repo_id, **kw: str(subs / "m1"))
+    board = build_leaderboard(["someone/alpha-preds"], tmp / "release", tmp_path / "hub", n_boot=50)
+    assert [r["slug"] for r in _rows(board) if r["kind"] == "submission"] == ["someone__alpha-preds"]
+
+
+def test_exports_for_the_hub(tmp_path, board_world):
+    import yaml
+
+    tmp, subs = board_world
+    build_leaderboard(subs, tmp / "release", tmp_path / "site", n_boot=50)
+    index = yaml.safe_load((tmp_path / "site" / "models" / "m1" / "model-index.yaml").read_text())["model-index"][0]
+    assert index["name"] == "alpha"
+    result = index["results"][0]
+    assert result["dataset"]["config"] == "toy" and result["dataset"]["split"] == "validation"
+    assert result["metrics"][0]["type"] == "accuracy" and 0 <= result["metrics"][0]["value"] <= 1
+    entry = yaml.safe_load((tmp_path / "site" / "models" / "m1" / "eval_results.yaml").read_text())[0]
+    assert entry["dataset"] == {"id": "instdecay/predictions", "task_id": "toy/validation"}
+    assert entry["value"] == pytest.approx(result["metrics"][0]["value"]) and entry["source"]["url"].startswith("https")
+
+
+def test_writes_stay_inside_out_and_never_delete_user_files(tmp_path, board_world):
+    tmp, subs = board_world
+    site = tmp_path / "site"
+    build_leaderboard(subs, tmp / "release", site, n_boot=50)
+    (site / "models" / "important").mkdir()
+    (site / "models" / "important" / "thesis.tex").write_text("mine")
+    (site / "notes.txt").write_text("mine too")
+    mine = tmp_path / "subs"
+    shutil.copytree(subs, mine)
+    shutil.rmtree(mine / "m2")  # m2 disappears: its pages go, the user's files stay
+    build_leaderboard(mine, tmp / "release", site, n_boot=50)
+    assert (site / "models" / "important" / "thesis.tex").read_text() == "mine" and (site / "notes.txt").exists()
+    assert not (site / "models" / "m2.html").exists() and not (site / "models" / "m2").exists()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(site / "models" / "m1")
+    (site / "models" / "m1").symlink_to(outside)
+    board = build_leaderboard(mine, tmp / "release", site, n_boot=50)
+    assert list(outside.iterdir()) == [] and any("symbolic link" in r for r in board["rejected"])
+
+
+def test_concurrent_builds_take_turns(tmp_path, board_world):
+    import subprocess
+    import sys
+
+    tmp, subs = board_world
+    code = ("import sys; from instdecay.evaluate.leaderboard import build_leaderboard; "
+            f"build_leaderboard({str(subs)!r}, {str(tmp / 'release')!r}, {str(tmp_path / 'site')!r}, n_boot=50)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0], [p.stderr.read()[-500:] for p in procs]
+    assert (tmp_path / "site" / "index.html").exists()
 
 
 def _chromium():
@@ -96,23 +185,43 @@ def test_page_in_headless_chromium(tmp_path, board_world):
     try:
         from selenium.webdriver.common.by import By
 
+        browser.set_window_size(1280, 900)
         browser.get((site / "index.html").as_uri())
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+        visible = [s for s in browser.find_elements(By.CSS_SELECTOR, "section.tab") if s.is_displayed()]
+        assert len(visible) == 1  # one task/evaluation set at a time
+        table = visible[0]
+
         def column(k):
             return [r.find_elements(By.TAG_NAME, "td")[k].get_attribute("data-value")
-                    for r in browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")]
-        header = browser.find_elements(By.CSS_SELECTOR, "#board th")
-        header[0].click()  # sort by model name, ascending
-        names = column(0)
+                    for r in table.find_elements(By.CSS_SELECTOR, "tbody tr") if r.is_displayed()]
+        header = table.find_elements(By.TAG_NAME, "th")
+        header[1].click()  # model name, ascending
+        names = column(1)
         assert names == sorted(names)
-        header[4].click()  # accuracy, ascending
-        acc = [float(v) for v in column(4)]
+        header[5].click()  # accuracy: numeric, ascending then descending
+        acc = [float(v) for v in column(5)]
         assert acc == sorted(acc)
-        header[4].click()  # and descending
-        assert [float(v) for v in column(4)] == sorted(acc, reverse=True)
-        browser.find_element(By.LINK_TEXT, "alpha").click()
+        header[5].click()
+        assert [float(v) for v in column(5)] == sorted(acc, reverse=True)
+        header[3].click()  # params: numbers, not text ("123" after "1,000" would be a text sort)
+        params = [float(v) if v else float("inf") for v in column(3)]
+        assert params == sorted(params)
+        browser.find_element(By.ID, "filter").send_keys("alp")
+        assert [n for n in column(1)] == ["alpha"]
+        browser.find_element(By.LINK_TEXT, "toy / heldout").click()
+        assert [s.get_attribute("id") for s in browser.find_elements(By.CSS_SELECTOR, "section.tab")
+                if s.is_displayed()] == ["toy__heldout"]
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 1280
+        browser.save_screenshot(str(tmp_path / "index.png"))
+        browser.get((site / "models" / "m1.html").as_uri())
         img = browser.find_element(By.CSS_SELECTOR, "img[alt='ecdf.png']")
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
+        meta = {r.find_element(By.TAG_NAME, "th").text: r.find_element(By.TAG_NAME, "td").text
+                for r in browser.find_elements(By.CSS_SELECTOR, "table")[0].find_elements(By.TAG_NAME, "tr")}
+        assert meta["model"] == "alpha" and meta["params"] == "123"
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= 1280
+        browser.save_screenshot(str(tmp_path / "detail.png"))
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         browser.quit()

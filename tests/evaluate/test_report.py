@@ -30,12 +30,12 @@ def test_ladder_tables_agree_with_the_estimators(ladder_report):
 def test_write_report_files(tmp_path, ladder_report):
     _, rep = ladder_report
     written = write_report(rep, tmp_path)
-    assert {p.name for p in written} == {"report.md", "report.json", "cdf_smallest_vs_largest.png",
+    assert {p.name for p in written} == {"report.md", "report.json", "ecdf.png",
                                          "accuracy_by_size.png", "decomposition.png"}
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["sizes"] == ["s", "m", "l", "xl"] and len(data["bounds"]) == 6
     md = (tmp_path / "report.md").read_text()
-    assert "| s1 \\ s2 |" in md and "![cdf_smallest_vs_largest.png]" in md
+    assert "| s1 \\ s2 |" in md and "![ecdf.png]" in md
     assert (tmp_path / "accuracy_by_size.png").read_bytes()[:4] == b"\x89PNG"
 
 

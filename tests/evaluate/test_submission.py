@@ -165,7 +165,7 @@ def test_comparison_report(tmp_path, world, capsys):
     assert [r["reference"] for r in report["versus"]] == ["tiny", "small"]
     assert {"decay", "decay_lcb", "decay_lcb_rigorous", "improve_lcb", "design", "position", "noise_submission"} <= set(report["versus"][0])
     assert report["variance"]["decomposition"]["finetune_var"] is not None
-    assert (tmp_path / "out" / "ecdf.png").exists() and (tmp_path / "out" / "accuracy_vs_size.png").exists()
+    assert (tmp_path / "out" / "ecdf.png").exists() and (tmp_path / "out" / "accuracy_by_size.png").exists()
 
 
 def test_single_run_explains_what_cannot_be_said(tmp_path, world):
