@@ -153,8 +153,8 @@ def _generate_grid(args: argparse.Namespace) -> int:
 
 
 def _metadata_flags(args: argparse.Namespace) -> dict[str, object]:
-    return {"model": args.model, "task": args.task, "split": args.split, "params": args.params,
-            "pretrained": args.pretrained, "url": args.url, "contact": args.contact}
+    return {k: getattr(args, k) for k in ("model", "task", "split", "params", "pretrained", "url", "contact",
+                                          "hub_model_id", "hub_revision")}
 
 
 def _submit_validate(args: argparse.Namespace) -> int:
@@ -183,10 +183,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     except SubmissionError as exc:
         print(exc.report())
         return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
     c = compare(sub, reference, revision=args.revision, n_boot=args.n_boot, seed=args.seed, glue_dir=args.glue_dir)
     print(format_comparison(c))
     written = write_comparison(c, args.out)
-    print(f"wrote {', '.join(p.name for p in written)} to {Path(args.out).resolve()}")
+    print(f"wrote {', '.join(p.name for p in written)} to {Path(args.out)}")
     return 0
 
 
@@ -246,9 +249,14 @@ def _leaderboard_build(args: argparse.Namespace) -> int:
 
 def _add_metadata_arguments(p: argparse.ArgumentParser) -> None:
     meta = p.add_argument_group("metadata (written to / overriding submission.yaml)")
-    for name in ("model", "task", "split", "pretrained", "url", "contact"):
+    described = {"model": "model name shown on reports", "task": "reference task (e.g. sst2)",
+                 "split": "reference evaluation set (e.g. validation)", "pretrained": "what it was finetuned from",
+                 "url": "link to the model or paper (https://...)", "contact": "who to ask",
+                 "hub_model_id": "the model on the Hugging Face Hub (owner/name)",
+                 "hub_revision": "its Hub revision (commit or tag)"}
+    for name, text in described.items():
         if not any(a.dest == name for a in p._actions):
-            meta.add_argument(f"--{name}")
+            meta.add_argument(f"--{name.replace('_', '-')}", dest=name, help=text)
     meta.add_argument("--params", type=int, help="parameter count")
 
 
@@ -266,37 +274,55 @@ def _add_submission_arguments(p: argparse.ArgumentParser) -> None:
     _add_metadata_arguments(p)
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout and shows each option's default (when it has one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default is not None and action.default is not False and action.default != argparse.SUPPRESS
+        if shown and "%(default)" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _command(parent, name: str, help: str, example: str, description: str | None = None) -> argparse.ArgumentParser:
+    return parent.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+                             epilog="example:\n  " + example.replace("\n", "\n  "), formatter_class=_Formatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="instdecay", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="instdecay", description=__doc__, formatter_class=_Formatter,
+                                     epilog="example:\n  instdecay report            # the paper's analyses on the "
+                                            "shipped reference\n  instdecay COMMAND --help    # each command's options")
     parser.add_argument("--version", action="version", version=f"instdecay {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    report = sub.add_parser("report", help="run the paper's analyses on a ladder and write a Markdown/JSON/PNG report")
+    report = _command(sub, "report", "run the paper's analyses on a ladder and write a Markdown/JSON/PNG report",
+                      "instdecay report --split validation --out my-report/\ninstdecay report --simulated")
     report.add_argument("--reference", help="dataset folder or Hub id (default: the shipped CPU-scale SST-2 ladder)")
     report.add_argument("--revision", help="Hub revision (tag or commit) of --reference")
-    report.add_argument("--split", action="append", help="evaluation set(s) to analyse (default: all)")
+    report.add_argument("--split", action="append", help="evaluation set(s) to analyse, repeatable (default: all)")
     report.add_argument("--simulated", action="store_true", help="analyse a simulated ladder with known truth instead")
     report.add_argument("--out", help="output folder (default: instdecay-report, or instdecay-report-simulated "
                                       "with --simulated)")
-    report.add_argument("--instances", type=int, default=5000, help="simulated instances (default: %(default)s)")
-    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for LCBs (default: %(default)s)")
-    report.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    report.add_argument("--instances", type=int, default=5000, help="simulated instances")
+    report.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for the LCBs")
+    report.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (and of --simulated)")
     report.set_defaults(func=_report)
 
-    submit = sub.add_parser("submit", help="check a submission of per-instance predictions")
+    submit = sub.add_parser("submit", help="check or import a submission of per-instance predictions")
     ssub = submit.add_subparsers(dest="submit_command", metavar="STEP", required=True)
-    validate_sub = ssub.add_parser("validate", help="validate a submission against the reference (exit 2 on problems)")
+    validate_sub = _command(ssub, "validate", "validate a submission against the reference (exit 2 on problems)",
+                            "instdecay submit validate examples/minilm-sst2")
     _add_submission_arguments(validate_sub)
     validate_sub.set_defaults(func=_submit_validate)
 
-    lm = ssub.add_parser(
-        "import-lm-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="convert lm-evaluation-harness --log_samples output (one model folder per run)",
-        description="Convert lm-evaluation-harness samples into a submission folder (predictions.parquet + "
-                    "submission.yaml), checking every document against the reference.",
-        epilog="example:\n  instdecay submit import-lm-eval harness-out/ --task sst2 --split validation --out my-sub/\n"
-               "  (harness-out/org__my-bert-seed0/samples_sst2_<date>.jsonl, ...-seed1/..., one folder per run)")
+    lm = _command(ssub, "import-lm-eval", "convert lm-evaluation-harness --log_samples output (one model folder per run)",
+                  "instdecay submit import-lm-eval harness-out/ --task sst2 --split validation --out my-sub/\n"
+                  "(harness-out/org__my-bert-seed0/samples_sst2_<date>.jsonl, .../org__my-bert-seed1/..., one folder "
+                  "per run)",
+                  "Convert lm-evaluation-harness samples into a submission folder (predictions.parquet + "
+                  "submission.yaml), checking every document against the reference.")
     lm.add_argument("sources", nargs="+", help="samples files, harness output folders, or a Hub details dataset id")
     lm.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
     lm.add_argument("--task", required=True, help="reference task (e.g. sst2)")
@@ -307,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--filter", help="the harness filter to import (required when a file has several)")
     lm.add_argument("--metric", choices=["acc", "acc_norm"], default="acc",
                     help="acc: softmax of the choices' log-likelihoods; acc_norm: argmax of log-likelihood per "
-                         "character, labels only (default: %(default)s)")
+                         "character, labels only")
     lm.add_argument("--id-template", help="reference instance id of a sample (default: <split>-{doc_id})")
     lm.add_argument("--doc-fields", help="text field(s) of the harness documents, comma-separated "
                                          "(default for GLUE tasks, e.g. sentence for sst2)")
@@ -318,42 +344,42 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped ladder)")
     lm.add_argument("--revision", help="Hub revision of --reference")
     lm.set_defaults(func=_import_lm_eval)
-    csv = ssub.add_parser(
-        "import-csv", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="combine plain per-run CSVs (instance_id + pred or prob_<label>)",
-        epilog="example:\n  instdecay submit import-csv runs/bert-seed0.csv runs/bert-seed1.csv --task sst2 "
-               "--split validation --model my-bert --out my-sub/")
+    csv = _command(ssub, "import-csv", "combine plain per-run CSVs (instance_id + pred or prob_<label>)",
+                   "instdecay submit import-csv runs/bert-seed0.csv runs/bert-seed1.csv --task sst2 "
+                   "--split validation --model my-bert --out my-sub/")
     csv.add_argument("files", nargs="+", help="one CSV per run, named <run>-seed<k>.csv or <run>-pseed<p>-fseed<f>.csv")
     csv.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
     _add_seed_arguments(csv)
     _add_metadata_arguments(csv)
     csv.set_defaults(func=_import_csv)
 
-    fr = ssub.add_parser("from-release", help="one size of an instdecay release (e.g. your own generated runs)")
+    fr = _command(ssub, "from-release", "turn one size of an instdecay release (e.g. your own generated runs) into "
+                                        "a submission",
+                  "instdecay submit from-release my-release/ --task sst2 --split validation --size my-bert "
+                  "--out my-sub/")
     fr.add_argument("release", help="release folder or Hub id")
-    fr.add_argument("--task", required=True)
-    fr.add_argument("--split", required=True)
-    fr.add_argument("--size", required=True)
-    fr.add_argument("--out", required=True)
+    fr.add_argument("--task", required=True, help="task of the release (e.g. sst2)")
+    fr.add_argument("--split", required=True, help="evaluation set of the release (e.g. validation)")
+    fr.add_argument("--size", required=True, help="the size (model) to submit")
+    fr.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
     fr.set_defaults(func=_import_release)
 
-    ev = sub.add_parser("evaluate", help="compare a submission with every reference size (noise-corrected)")
+    ev = _command(sub, "evaluate", "compare a submission with every reference size (noise-corrected)",
+                  "instdecay evaluate examples/minilm-sst2 --out minilm-report/")
     _add_submission_arguments(ev)
-    ev.add_argument("--out", default="instdecay-evaluation", help="output folder (default: %(default)s)")
-    ev.add_argument("--n-boot", type=int, default=1000)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", default="instdecay-evaluation", help="output folder")
+    ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the decay/improve LCBs")
+    ev.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap")
     ev.add_argument("--glue-dir", help="local GLUE folder to show instance text from (checked by instance_hash)")
     ev.set_defaults(func=_evaluate)
 
     board = sub.add_parser("leaderboard", help="rank submissions against the reference ladder (static site)")
     bsub = board.add_subparsers(dest="leaderboard_command", metavar="STEP", required=True)
-    lb = bsub.add_parser(
-        "build", formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="evaluate every submission (cached) and write leaderboard.json/.md and index.html",
-        description="Evaluate every submission against the reference (cached by content) and write a static site: "
-                    "one ranked table per task and evaluation set, and a page per submission.",
-        epilog="example:\n  instdecay leaderboard build --submissions examples/ --out site/\n"
-               "  then open site/index.html (works from file://)")
+    lb = _command(bsub, "build", "evaluate every submission (cached) and write leaderboard.json/.md and index.html",
+                  "instdecay leaderboard build --submissions examples/ --out site/\n"
+                  "(then open site/index.html; it works from file://)",
+                  "Evaluate every submission against the reference (cached by content) and write a static site: "
+                  "one ranked table per task and evaluation set, and a page per submission.")
     lb.add_argument("--submissions", required=True, action="append",
                     help="a folder of submission folders, one submission folder, or a Hub dataset id of one "
                          "submission; repeat for several")
@@ -362,15 +388,15 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--task", help="only this task (default: every task of the reference)")
     lb.add_argument("--split", help="only this evaluation set (default: every evaluation set)")
     lb.add_argument("--glue-dir", help="local GLUE folder to show instance text on the detail pages")
-    lb.add_argument("--out", default="site", help="output folder (default: %(default)s)")
-    lb.add_argument("--n-boot", type=int, default=1000,
-                    help="bootstrap replicates of the decay/improve LCBs (default: %(default)s)")
-    lb.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default: %(default)s)")
+    lb.add_argument("--out", default="site", help="output folder")
+    lb.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the decay/improve LCBs")
+    lb.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap")
     lb.set_defaults(func=_leaderboard_build)
 
     release = sub.add_parser("release", help="build, validate and push the prediction dataset")
     rsub = release.add_subparsers(dest="release_command", metavar="STEP", required=True)
-    build = rsub.add_parser("build", help="collect per-run shards into the Hub layout (parquet + card + manifest)")
+    build = _command(rsub, "build", "collect per-run shards into the Hub layout (parquet + card + manifest)",
+                     "instdecay release build work/cpu-sst2/shards my-release/ --no-text")
     build.add_argument("shards", help="shard folder (<task>/task.json, <task>/runs/<size>/*.parquet + *.json)")
     build.add_argument("out", help="release folder to write (replaced atomically)")
     build.add_argument("--no-text", action="store_true",
@@ -381,45 +407,51 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--card", help="JSON file of card fields (pretty_name, description, license, tags, repo_id); "
                                       "default: <shards>/release.json if present")
     build.set_defaults(func=_release_build)
-    validate = rsub.add_parser("validate", help="check a release folder: hashes, grid, schema, duplicates")
-    validate.add_argument("folder")
+    validate = _command(rsub, "validate", "check a release folder: hashes, grid, schema, every derived column, "
+                                          "duplicates", "instdecay release validate my-release/")
+    validate.add_argument("folder", help="release folder (or its manifest.json)")
     validate.set_defaults(func=_release_validate)
-    push = rsub.add_parser("push", help="upload a validated release folder to the Hugging Face Hub")
-    push.add_argument("folder")
-    push.add_argument("repo_id", nargs="?", default="instdecay/predictions", help="default: %(default)s")
-    push.add_argument("--revision", help="branch to commit to")
-    push.add_argument("--private", action="store_true")
+    push = _command(rsub, "push", "upload a validated release folder to the Hugging Face Hub",
+                    "instdecay release push my-release/ my-org/my-predictions --tag v1.0 --dry-run")
+    push.add_argument("folder", help="release folder")
+    push.add_argument("repo_id", nargs="?", default="instdecay/predictions", help="dataset repo on the Hub (owner/name)")
+    push.add_argument("--revision", help="branch to commit to (default: the repo's default branch)")
+    push.add_argument("--private", action="store_true", help="create the repo as private (when it does not exist)")
     push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     push.add_argument("--tag", help="tag the release (e.g. v1.0) so users can pin revision=")
-    push.add_argument("--dry-run", action="store_true", help="print what would be uploaded")
+    push.add_argument("--dry-run", action="store_true", help="print what would be uploaded, upload nothing")
     push.set_defaults(func=_release_push)
 
     generate = sub.add_parser("generate", help="produce per-run prediction shards")
     gsub = generate.add_subparsers(dest="generate_command", metavar="STEP", required=True)
-    imp = gsub.add_parser("import-2021", help="import a task folder of the Zhong et al. (2021) prediction release")
+    imp = _command(gsub, "import-2021", "import a task folder of the Zhong et al. (2021) prediction release",
+                   "instdecay generate import-2021 model_data_for_release/sst2 shards/")
     imp.add_argument("source", help="task folder (data.json + results/, or fold*/ subfolders)")
     imp.add_argument("shards", help="shard folder to write into")
     imp.add_argument("--task", help="task name (default: the folder name, e.g. sst2)")
     imp.set_defaults(func=_import_2021)
-    run = gsub.add_parser("run", help="finetune one run of a spec and write its shard")
+    pre = _command(gsub, "pretrain", "pretrain one size/seed of a spec from scratch (masked LM)",
+                   "instdecay generate pretrain generate/specs/cpu-sst2.yaml --size L2-H128 --seed 0")
+    pre.add_argument("spec", help="experiment spec (YAML)")
+    pre.add_argument("--size", required=True, help="a size name of the spec (e.g. L2-H128)")
+    pre.add_argument("--seed", type=int, required=True, help="its pretraining seed")
+    pre.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    pre.set_defaults(func=_generate_pretrain)
+    run = _command(gsub, "run", "finetune one run of a spec and write its shard (pretrain it first)",
+                   "instdecay generate run generate/specs/cpu-sst2.yaml --run L2-H128__p0__f1")
     run.add_argument("spec", help="experiment spec (YAML)")
     run.add_argument("--run", required=True, help="<size>__p<pretrain seed>__f<finetune seed>")
     run.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     run.set_defaults(func=_generate_run)
-    pre = gsub.add_parser("pretrain", help="pretrain one size/seed of a spec from scratch (masked LM)")
-    pre.add_argument("spec")
-    pre.add_argument("--size", required=True)
-    pre.add_argument("--seed", type=int, required=True)
-    pre.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    pre.set_defaults(func=_generate_pretrain)
-    grid = gsub.add_parser("grid", help="run every unfinished job of a spec (resumable)")
-    grid.add_argument("spec")
-    grid.add_argument("--executor", choices=["local", "process", "ray"], default="local")
+    grid = _command(gsub, "grid", "run every unfinished job of a spec: pretraining, then finetuning (resumable)",
+                    "instdecay generate grid generate/specs/cpu-sst2.yaml --executor process --workers 2")
+    grid.add_argument("spec", help="experiment spec (YAML); shards go to its `output` folder")
+    grid.add_argument("--executor", choices=["local", "process", "ray"], default="local", help="where jobs run")
     grid.add_argument("--workers", type=int, default=1, help="processes (process) or local Ray CPUs (ray)")
-    grid.add_argument("--device", help="torch device for every run")
+    grid.add_argument("--device", help="torch device for every job (default: cuda if available, else cpu)")
     grid.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local one)")
-    grid.add_argument("--num-cpus", type=float, default=1, help="Ray CPUs per run (default: %(default)s)")
-    grid.add_argument("--num-gpus", type=float, default=0, help="Ray GPUs per run (default: %(default)s)")
+    grid.add_argument("--num-cpus", type=float, default=1, help="Ray CPUs per job")
+    grid.add_argument("--num-gpus", type=float, default=0, help="Ray GPUs per job")
     grid.set_defaults(func=_generate_grid)
     return parser
 
@@ -432,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:  # user mistakes: one clear line, no traceback
+    except (ValueError, OSError) as exc:  # user mistakes and unreadable files: one clear line, no traceback
+        if isinstance(exc, BrokenPipeError):  # output piped into `head`: stop quietly
+            sys.stderr.close()
+            return 0
         print(f"instdecay {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..loaders.glue import HUB_GLUE
 from ..loaders.read import load_instances, load_tensor, read_manifest, resolve
 from ._validate import SeedLike, check_rng
 from .decay import decay_bounds
@@ -73,7 +74,8 @@ def _disagreement(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare(sub: Submission, reference: str | Path, *, revision: str | None = None, n_boot: int = 1000,
-            seed: SeedLike = 0, glue_dir: str | Path | None = None, top_k: int = 20) -> Comparison:
+            seed: SeedLike = 0, glue_dir: str | Path | None = None, text_from: str | Path = HUB_GLUE,
+            top_k: int = 20) -> Comparison:
     """Compare ``sub`` with each reference size on the same task and split.
 
     For every size: the accuracy difference (submission minus size) with a 95% t interval over both models'
@@ -138,6 +140,12 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
     gap = tensors[smallest].mean(axis=(1, 2)) - x.mean(axis=(1, 2))
     order = np.argsort(-gap, kind="stable")[:top_k]
     instances = load_instances(folder, sub.task, sub.split, glue_dir=glue_dir)
+    if instances["text_a"].isna().any() and glue_dir is None:  # try the Hub's GLUE; offline: no text, said so
+        try:
+            instances = load_instances(folder, sub.task, sub.split, text_from=text_from)
+        except ValueError as exc:
+            notes.append(f"Instance text is not in the reference and could not be joined ({exc}); pass --glue-dir "
+                         f"(GLUE TSVs) to show it.")
     worst = pd.DataFrame({"instance_id": sub.instance_ids[order],
                           f"accuracy_{smallest}": tensors[smallest].mean(axis=(1, 2))[order],
                           "accuracy_submission": x.mean(axis=(1, 2))[order],

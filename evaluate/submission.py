@@ -275,9 +275,15 @@ def _check_file(name: str, df: pd.DataFrame, labels: list[str], instances: pd.Da
         out[column] = values.where(values.abs() < 2**31).fillna(-1).astype(np.int64).to_numpy()
     ids = df["instance_id"].astype(str).to_numpy()
     position = pd.Index(instances["instance_id"]).get_indexer(ids)
-    add_rows(problems, name, np.flatnonzero(position < 0), "instance_id",
-             lambda r: f"{excerpt(ids[r])} is not an instance of the reference evaluation set (ids look like "
-                       f"{excerpt(instances['instance_id'].iloc[0])})")
+    eval_set, example = instances["eval_set"].iloc[0], excerpt(instances["instance_id"].iloc[0])
+    if len(ids) and (position < 0).all():  # nothing matches: most likely another evaluation set or id format
+        problems.append(Problem(name, None, "instance_id", f"none of the {len(ids):,} ids is an instance of evaluation "
+                                f"set {eval_set!r} (its ids look like {example}; found e.g. {excerpt(ids[0])}): set "
+                                f"'split' in submission.yaml to the evaluation set the predictions are for"))
+    else:
+        add_rows(problems, name, np.flatnonzero(position < 0), "instance_id",
+                 lambda r: f"{excerpt(ids[r])} is not an instance of the reference evaluation set {eval_set!r} (ids "
+                           f"look like {example})")
     out["instance"] = position
     if "instance_hash" in df.columns:
         known = position >= 0

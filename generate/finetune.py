@@ -16,6 +16,7 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers.utils import logging as hf_logging
 
 from .. import __version__
 from ..release.shards import Checkpoint, RunMeta, make_predictions, write_shard, write_task
@@ -75,7 +76,12 @@ def _load_model(path: str, p: Pretrained, n_labels: int, head_seed: int, device)
     if tokenizer.pad_token is None:  # decoder-only models (Pythia) have no padding token
         tokenizer.pad_token = tokenizer.eos_token
     torch.manual_seed(head_seed)  # the randomly initialised classifier head depends on this only
-    model = AutoModelForSequenceClassification.from_pretrained(path, revision=p.revision, num_labels=n_labels)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the new classifier head is expected: no load report on every run
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, revision=p.revision, num_labels=n_labels)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
     return tokenizer, model.to(device)
 
@@ -125,7 +131,7 @@ def run_finetune(spec: Spec, size_name: str, pretrain_seed: int, finetune_seed: 
 
     tables, checkpoints = [], []
     meta_base = dict(task=spec.task.name, family=size.family, size=size.name,
-                     n_params=count_parameters(model), model=p.model or path, pretrain_seed=pretrain_seed,
+                     n_params=count_parameters(model), model=p.label, pretrain_seed=pretrain_seed,
                      finetune_seed=finetune_seed, revision=p.revision or "")
     step, order = 0, torch.empty(0, dtype=torch.long)
     bar = tqdm(total=total_steps, desc=f"{size.name} p{pretrain_seed} f{finetune_seed}", disable=not progress)

@@ -189,7 +189,7 @@ def clean_stale(spec: Spec) -> int:
         removed += 1
     pretrained = spec.work_dir / "pretrained"
     staging = [*pretrained.glob("*/.seed*.*")] if pretrained.exists() else []
-    staging += [p for s in spec.sizes for pt in s.pretrained if pt.pretrain
+    staging += [p for s in spec.sizes for pt in s.pretrained if pt.pretrain and pt.pretrain.tokenizer
                 for p in Path(pt.pretrain.tokenizer).glob(".vocab.*")]
     for path in staging:
         shutil.rmtree(path, ignore_errors=True)

@@ -57,6 +57,29 @@ def _mask(ids: torch.Tensor, special: torch.Tensor, cfg: Pretraining, mask_id: i
     return inputs, chosen, ids[chosen]
 
 
+def _truncated(init: str, layers: int) -> tuple[BertTokenizerFast, BertForMaskedLM]:
+    """A pretrained BERT with only its first ``layers`` transformer layers, and an MLM head (the checkpoint's,
+    or a new one when it has none, e.g. a sentence-embedding model)."""
+    from transformers.utils import logging as hf_logging
+
+    try:
+        tokenizer = BertTokenizerFast.from_pretrained(init)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # a new MLM head is expected here: no load report
+        try:
+            model = BertForMaskedLM.from_pretrained(init)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"pretrain.init {init!r}: cannot load a BERT from it ({str(exc).splitlines()[0][:120]})") from None
+    available = model.config.num_hidden_layers
+    if layers > available:
+        raise SpecError(f"pretrain.init {init!r} has {available} layers; cannot keep {layers}")
+    model.bert.encoder.layer = model.bert.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    return tokenizer, model
+
+
 def _autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bf16 autocast on GPUs that support it; full precision elsewhere (CPU autocast is slower here)."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -86,15 +109,18 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None
     if cfg.text_field != spec.task.text_fields[0]:
         raise SpecError(f"{spec.path}: pretrain.text_field must be the task's first text field")
     texts = corpus.text_a
-    if not (Path(cfg.tokenizer) / "vocab.txt").exists():
-        train_tokenizer(texts, cfg.vocab_size, Path(cfg.tokenizer))
-    tokenizer = BertTokenizerFast.from_pretrained(cfg.tokenizer, do_lower_case=True)
-
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
-                        num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
-                        max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
-    model = BertForMaskedLM(config).to(dev)
+    torch.manual_seed(seed)  # the initialisation (from scratch, or of the new MLM head) depends on the seed only
+    if cfg.init is not None:
+        tokenizer, model = _truncated(cfg.init, cfg.layers)
+    else:
+        if not (Path(cfg.tokenizer) / "vocab.txt").exists():
+            train_tokenizer(texts, cfg.vocab_size, Path(cfg.tokenizer))
+        tokenizer = BertTokenizerFast.from_pretrained(cfg.tokenizer, do_lower_case=True)
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+                            num_attention_heads=cfg.heads, intermediate_size=cfg.intermediate,
+                            max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
+        model = BertForMaskedLM(config)
+    model = model.to(dev)
     enc = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
@@ -133,7 +159,8 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None
         model.to("cpu").save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         n_non_embedding = sum(p.numel() for n, p in model.bert.named_parameters() if "embeddings" not in n)
-        marker = {"size": size_name, "seed": seed, "steps": cfg.steps, "final_mlm_loss": round(recent[-1], 4),
+        marker = {"size": size_name, "seed": seed, "init": cfg.init, "layers": cfg.layers, "steps": cfg.steps,
+                  "final_mlm_loss": round(recent[-1], 4),
                   "mlm_loss_last_100_steps": round(sum(recent) / len(recent), 4),
                   "non_embedding_params": n_non_embedding, "device": describe_device(dev),
                   "precision": "bf16 autocast" if amp_dtype is not None else "fp32",

@@ -55,13 +55,16 @@ class Task:
 
 @dataclass(frozen=True)
 class Pretraining:
-    """Masked-language-model pretraining from scratch ("pretrain here")."""
+    """Masked-language-model pretraining "here": from scratch (a BERT of the given shape, with a WordPiece
+    vocabulary trained on the corpus), or continued from ``init`` (a pretrained BERT, Hub id / path /
+    ``package:``), keeping its first ``layers`` layers: a smaller model of the same family, whose pretraining seed
+    is that of the continued (task-adaptive) pretraining."""
 
     layers: int
-    hidden: int
-    heads: int
-    intermediate: int
-    tokenizer: str  # folder with a WordPiece vocab.txt; trained on the corpus (vocab_size) when absent
+    hidden: int | None
+    heads: int | None
+    intermediate: int | None
+    tokenizer: str | None  # folder with a WordPiece vocab.txt; trained on the corpus when absent; init's when None
     corpus: DataSource
     text_field: str
     steps: int
@@ -71,6 +74,7 @@ class Pretraining:
     max_length: int = 48
     mask_prob: float = 0.15
     vocab_size: int = 8192
+    init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class Pretrained:
     model: str | None = None
     revision: str | None = None
     pretrain: Pretraining | None = None
+    label: str = ""  # how run metadata names the model: as written in the spec, never a local absolute path
 
 
 @dataclass(frozen=True)
@@ -223,19 +228,37 @@ def _hyper(r: _Reader) -> Hyperparameters:
 
 def _pretraining(r: _Reader, base: Path) -> Pretraining:
     r.unknown({"layers", "hidden", "heads", "intermediate", "tokenizer", "corpus", "text_field", "steps",
-               "batch_size", "lr", "warmup", "max_length", "mask_prob", "vocab_size"})
-    hidden, heads = r.get("hidden", int, check=lambda v: v > 0), r.get("heads", int, check=lambda v: v > 0)
-    if hidden % heads:
-        r.fail(f"hidden ({hidden}) must be divisible by heads ({heads})")
+               "batch_size", "lr", "warmup", "max_length", "mask_prob", "vocab_size", "init"})
+    init = _path(base, r.get("init", str, None))
+    if init is not None:  # the shape and vocabulary are the init model's; only the depth is chosen
+        shape = [k for k in ("hidden", "heads", "intermediate", "tokenizer") if k in r.data]
+        if shape:
+            r.fail(f"{shape}: not allowed with 'init' (the shape and tokenizer are the init model's)")
+        hidden = heads = intermediate = tokenizer = None
+    else:
+        hidden, heads = r.get("hidden", int, check=lambda v: v > 0), r.get("heads", int, check=lambda v: v > 0)
+        if hidden % heads:
+            r.fail(f"hidden ({hidden}) must be divisible by heads ({heads})")
+        intermediate, tokenizer = r.get("intermediate", int, 4 * hidden), _path(base, r.get("tokenizer", str))
     return Pretraining(
-        layers=r.get("layers", int, check=lambda v: v > 0), hidden=hidden, heads=heads,
-        intermediate=r.get("intermediate", int, 4 * hidden), tokenizer=_path(base, r.get("tokenizer", str)),
+        layers=r.get("layers", int, check=lambda v: v > 0), hidden=hidden, heads=heads, init=init,
+        intermediate=intermediate, tokenizer=tokenizer,
         corpus=_source(r.sub("corpus"), base), text_field=r.get("text_field", str),
         steps=r.get("steps", int, check=lambda v: v > 0), batch_size=r.get("batch_size", int, 64),
         lr=r.get("lr", float, 1e-3), warmup=r.get("warmup", float, 0.06), max_length=r.get("max_length", int, 48),
         mask_prob=r.get("mask_prob", float, 0.15, lambda v: 0 < v < 1),
         vocab_size=r.get("vocab_size", int, 8192, lambda v: v >= 100),
     )
+
+
+def _label(model: str | None, raw_pretrain: dict | None, pretraining: Pretraining | None, seed: int) -> str:
+    if model is not None:
+        return model if not Path(model).is_absolute() else Path(model).name
+    if pretraining.init is not None:
+        return (f"{raw_pretrain['init']}, first {pretraining.layers} layer(s), continued MLM "
+                f"({pretraining.steps} steps, seed {seed})")
+    return (f"BERT L{pretraining.layers}-H{pretraining.hidden} pretrained here (MLM, {pretraining.steps} steps, "
+            f"seed {seed})")
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -281,8 +304,9 @@ def load_spec(path: str | Path) -> Spec:
             model, pre = p.get("model", str, None), p.data.get("pretrain")
             if (model is None) == (pre is None):
                 p.fail("give exactly one of 'model' (Hub id or local path) and 'pretrain' (train it here)")
+            pretraining = _pretraining(p.sub("pretrain"), base) if pre is not None else None
             pretrained.append(Pretrained(p.get("seed", int), _path(base, model), p.get("revision", str, None),
-                                         _pretraining(p.sub("pretrain"), base) if pre is not None else None))
+                                         pretraining, _label(model, pre, pretraining, p.get("seed", int))))
         seeds = [p.seed for p in pretrained]
         if len(set(seeds)) != len(seeds):
             s.fail(f"pretrained: duplicate pretraining seeds {seeds}")

@@ -23,6 +23,8 @@ DEFAULT_REFERENCE = Path(__file__).resolve().parent.parent / "reference" / "sst2
 def resolve(source: str | Path, revision: str | None = None, patterns: Sequence[str] | None = None) -> Path:
     """A local folder as is; otherwise a Hub dataset id, downloaded (only ``patterns``) into the HF cache."""
     path = Path(source)
+    if path.name == schema.MANIFEST_PATH and path.is_file():  # the manifest itself was named
+        path = path.parent
     if path.is_dir():
         if not (path / schema.MANIFEST_PATH).exists():
             raise ValueError(f"{path}: not an instdecay dataset folder (no {schema.MANIFEST_PATH})")
@@ -106,7 +108,7 @@ def load_predictions(
     patterns = None
     if not Path(source).is_dir():
         chosen = ["*"] if sizes is None else ([sizes] if isinstance(sizes, str) else list(sizes))
-        patterns = [schema.predictions_path(task, split, s) for s in chosen] + [schema.instances_path(task)]
+        patterns = [schema.predictions_path(task, split, s) for s in chosen] + [schema.instances_path(task, split)]
     folder = resolve(source, revision, patterns)
     table = _predictions_table(folder, read_manifest(folder), task, split, sizes, pretrain_seeds,
                                finetune_seeds, checkpoints, list(columns) if columns else None, verify)
@@ -123,15 +125,22 @@ def load_predictions(
 
 
 def load_instances(source: str | Path, task: str, split: str | None = None, *, revision: str | None = None,
-                   glue_dir: str | Path | None = None, verify: bool = True) -> pd.DataFrame:
+                   glue_dir: str | Path | None = None, text_from: str | Path | None = None,
+                   verify: bool = True) -> pd.DataFrame:
     """The instances table of a task (one evaluation set if ``split`` is given), in the dataset's order.
 
-    ``glue_dir``: a local GLUE folder (``<glue_dir>/sst2/train.tsv`` ...) to join the text from when the release
+    ``text_from``: the ``nyu-mll/glue`` dataset (Hub id, or a local folder in its parquet layout) to join the text
+    from when the release ships without it; ``glue_dir``: a local GLUE folder (``<glue_dir>/sst2/train.tsv`` ...) to
+    join the text from when the release
     ships without it; every joined row is checked against its ``instance_hash``.
     """
-    folder = resolve(source, revision, None if Path(source).is_dir() else [schema.instances_path(task)])
+    folder = resolve(source, revision, None if Path(source).is_dir() else [schema.instances_path(task, split or "*")])
     table = _instances_table(folder, read_manifest(folder), task, split, None, verify)
     df = table.to_pandas()
+    if text_from is not None and df["text_a"].isna().any():
+        from .glue import join_hub_text
+
+        df = join_hub_text(df, text_from, task)
     if glue_dir is not None and df["text_a"].isna().any():
         from .glue import join_glue_text
 
@@ -157,11 +166,14 @@ class Tensor:
 
 
 def _instances_table(folder: Path, manifest: dict, task: str, split: str | None, columns, verify: bool) -> pa.Table:
-    _task_entry(manifest, task, split)
-    rel = schema.instances_path(task)
-    path = verify_file(folder, rel, manifest) if verify else _existing(folder / rel)
-    return pads.dataset(str(path), format="parquet").to_table(
-        columns=columns, filter=None if split is None else pc.field("eval_set") == split)
+    """Instances of one evaluation set, or of all of them in the manifest's order."""
+    entry = _task_entry(manifest, task, split)
+    tables = []
+    for eval_set in [split] if split is not None else list(entry["eval_sets"]):
+        rel = schema.instances_path(task, eval_set)
+        path = verify_file(folder, rel, manifest) if verify else _existing(folder / rel)
+        tables.append(pq.read_table(path, columns=columns).replace_schema_metadata(None))
+    return pa.concat_tables(tables)
 
 
 def load_tensor(
@@ -191,7 +203,8 @@ def load_tensor(
     """
     if value not in ("correct", "prob_gold"):
         raise ValueError(f"value: expected 'correct' or 'prob_gold', found {value!r}")
-    patterns = None if Path(source).is_dir() else [schema.predictions_path(task, split, size), schema.instances_path(task)]
+    patterns = None if Path(source).is_dir() else [schema.predictions_path(task, split, size),
+                                                   schema.instances_path(task, split)]
     folder = resolve(source, revision, patterns)
     manifest = read_manifest(folder)
     entry = _task_entry(manifest, task, split)

@@ -58,8 +58,10 @@ SHARD_PREDICTIONS = pa.schema(
 # A release file ``data/<task>/<eval_set>/<size>.parquet``: shard rows plus ``instance_index`` (the row of the
 # instance among its evaluation set's instances, in the instances table's order), sorted by pretraining seed,
 # finetuning seed, checkpoint and instance_index, so that a complete grid is a reshape away from a tensor.
+# ``pred`` is int64 there: the width of a ``datasets.ClassLabel``, which the files declare (label names, not codes).
 PREDICTIONS = pa.schema(
-    [*SHARD_PREDICTIONS][:8] + [pa.field("instance_index", pa.int32())] + [*SHARD_PREDICTIONS][8:]
+    [*SHARD_PREDICTIONS][:8] + [pa.field("instance_index", pa.int32()), pa.field("pred", pa.int64())]
+    + [*SHARD_PREDICTIONS][9:]
 )
 SORT_KEYS = ("pretrain_seed", "finetune_seed", "checkpoint", "instance_index")
 
@@ -95,7 +97,7 @@ INSTANCES = pa.schema(
         ("original_id", pa.string()),
         ("text_a", pa.string()),
         ("text_b", pa.string()),
-        ("label", pa.int16()),
+        ("label", pa.int64()),  # a datasets.ClassLabel in release files
         ("label_name", pa.string()),
         ("instance_hash", pa.string()),
     ]
@@ -133,11 +135,12 @@ def predictions_path(task: str, eval_set: str, size: str) -> str:
     return f"data/{task}/{eval_set}/{size}.parquet"
 
 
-def instances_path(task: str) -> str:
-    return f"instances/{task}.parquet"
+def instances_path(task: str, eval_set: str) -> str:
+    return f"instances/{task}/{eval_set}.parquet"
 
 
-RUNS_PATH = "runs/runs.parquet"
+def runs_path(task: str) -> str:
+    return f"runs/{task}.parquet"
 MANIFEST_PATH = "manifest.json"
 CARD_PATH = "README.md"
 
@@ -151,7 +154,6 @@ __all__ = [
     "NAME_PATTERN",
     "PREDICTIONS",
     "RUNS",
-    "RUNS_PATH",
     "SHARD_PREDICTIONS",
     "SIZE_PATTERN",
     "SORT_KEYS",
@@ -159,5 +161,6 @@ __all__ = [
     "instances_path",
     "predictions_path",
     "run_id",
+    "runs_path",
     "training_run_name",
 ]

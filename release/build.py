@@ -92,6 +92,18 @@ def _grid(metas: list[RunMeta]) -> dict[str, dict]:
     return grid
 
 
+def with_class_labels(table: pa.Table, class_labels: dict[str, tuple[str, ...]]) -> pa.Table:
+    """The table with Hugging Face ``datasets`` features in its schema metadata, so that ``load_dataset`` shows
+    label columns as ``ClassLabel`` (names, not bare integers); the Arrow columns themselves are unchanged."""
+    from datasets import ClassLabel, Features
+
+    features = Features.from_arrow_schema(table.schema)
+    for column, names in class_labels.items():
+        features[column] = ClassLabel(names=list(names))
+    metadata = {b"huggingface": json.dumps({"info": {"features": features.to_dict()}}).encode()}
+    return table.replace_schema_metadata(metadata)
+
+
 def _half_precision(table: pa.Table) -> pa.Table:
     """Round ``probs`` and ``prob_gold`` to float16 precision (stored as float32): about 3 significant digits,
     rounding error <= 2.5e-4 per value, and 4x smaller files. ``pred`` and ``correct`` keep the model's own
@@ -159,14 +171,15 @@ def load_back(folder: Path, manifest: dict) -> None:
 
     from .card import configs
 
-    for config in configs(manifest):
-        ds = load_dataset(str(folder), config["config_name"])
-        for entry in config["data_files"]:
-            expected = sum(f["rows"] for p, f in manifest["files"].items() if Path(p).match(entry["path"]))
-            found = ds[entry["split"]].num_rows
-            if found != expected:
-                raise ValueError(f"{folder}: config {config['config_name']!r} split {entry['split']!r} loads "
-                                 f"{found} rows, the manifest says {expected}")
+    with tempfile.TemporaryDirectory(prefix="instdecay-load-back-") as cache:  # not the user's datasets cache
+        for config in configs(manifest):
+            ds = load_dataset(str(folder), config["config_name"], cache_dir=cache)
+            for entry in config["data_files"]:
+                expected = sum(f["rows"] for p, f in manifest["files"].items() if Path(p).match(entry["path"]))
+                found = ds[entry["split"]].num_rows
+                if found != expected:
+                    raise ValueError(f"{folder}: config {config['config_name']!r} split {entry['split']!r} loads "
+                                     f"{found} rows, the manifest says {expected}")
 
 
 def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text: bool, analysis: bool,
@@ -195,12 +208,18 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
                     table = table if full_precision else _half_precision(table)
                     n_set = int(pc.sum(pc.equal(instances.column("eval_set"), eval_set)).as_py())
                     # one row group per finetuning run (all its checkpoints): loaders.read reads tensors by groups
-                    write_parquet(table, out / schema.predictions_path(task, eval_set, size),
+                    write_parquet(with_class_labels(table, {"pred": info.label_names}),
+                                  out / schema.predictions_path(task, eval_set, size),
                                   row_group_size=n_set * len(grid[size]["checkpoints"]))
-        write_parquet(instances if include_text else _without_text(instances), out / schema.instances_path(task))
+        released = instances if include_text else _without_text(instances)
+        for eval_set in info.eval_sets:
+            part = released.filter(pc.equal(released.column("eval_set"), eval_set))
+            write_parquet(with_class_labels(part, {"label": info.gold_names}), out / schema.instances_path(task, eval_set))
+        task_runs = pa.Table.from_pylist(sorted((r for r in run_rows if r["task"] == task), key=lambda r: r["run_id"]),
+                                         schema=schema.RUNS)
+        write_parquet(task_runs, out / schema.runs_path(task))
         task_entries[task] = _task_entry(info, instances, grid, metas) | {"run_fingerprints": fingerprints}
     runs = pa.Table.from_pylist(sorted(run_rows, key=lambda r: (r["task"], r["run_id"])), schema=schema.RUNS)
-    write_parquet(runs, out / schema.RUNS_PATH)
 
     files = {}
     for path in sorted(out.rglob("*.parquet")):

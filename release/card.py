@@ -20,7 +20,8 @@ FULL_SCALE_ROWS = 5 * 10 * 5 * 4 * 200_000
 
 
 def configs(manifest: dict) -> list[dict]:
-    """The YAML ``configs`` list: one predictions config per task (default: the first), runs, instances."""
+    """The YAML ``configs`` list: per task a predictions config (splits: evaluation sets; the first task is the
+    default) and ``<task>_instances`` (splits: evaluation sets); ``runs`` (splits: tasks)."""
     out = []
     for k, (task, entry) in enumerate(sorted(manifest["tasks"].items())):
         splits = [{"split": eval_set, "path": f"data/{task}/{eval_set}/*.parquet"}
@@ -30,9 +31,11 @@ def configs(manifest: dict) -> list[dict]:
         if k == 0:
             config["default"] = True
         out.append(config)
-    out.append({"config_name": "runs", "data_files": [{"split": "train", "path": schema.RUNS_PATH}]})
-    out.append({"config_name": "instances", "data_files": [
-        {"split": task, "path": schema.instances_path(task)} for task in sorted(manifest["tasks"])]})
+    for task, entry in sorted(manifest["tasks"].items()):
+        out.append({"config_name": f"{task}_instances", "data_files": [
+            {"split": eval_set, "path": schema.instances_path(task, eval_set)} for eval_set in entry["eval_sets"]]})
+    out.append({"config_name": "runs", "data_files": [
+        {"split": task, "path": schema.runs_path(task)} for task in sorted(manifest["tasks"])]})
     return out
 
 

@@ -44,6 +44,8 @@ class _Problems:
 def validate_release(folder: str | Path) -> list[str]:
     """Return every problem found (empty when the release is valid)."""
     folder = Path(folder)
+    if folder.name == schema.MANIFEST_PATH and folder.is_file():  # the manifest itself was named
+        folder = folder.parent
     try:
         manifest = read_manifest(folder)
     except ValueError as exc:
@@ -74,8 +76,12 @@ def validate_release(folder: str | Path) -> list[str]:
 
 
 def _check_instances(folder: Path, task: str, entry: dict) -> tuple[list[str], pa.Table | None]:
-    rel = schema.instances_path(task)
-    table = pq.read_table(folder / rel)
+    rel = f"instances/{task}/"
+    try:
+        table = pa.concat_tables([pq.read_table(folder / schema.instances_path(task, s)).replace_schema_metadata(None)
+                                  for s in entry["eval_sets"]])
+    except (OSError, pa.ArrowException) as exc:
+        return [f"{rel}: cannot read the instances ({str(exc).splitlines()[0][:120]})"], None
     if table.schema != schema.INSTANCES:
         return [f"{rel}: schema differs from loaders.schema.INSTANCES"], None
     problems = _Problems(rel)

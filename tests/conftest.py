@@ -2,8 +2,12 @@
 
 import os
 
+import tempfile  # noqa: E402
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# A fresh datasets cache per test session: a user's cache never feeds (stale) tables to the tests.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="instdecay-tests-hf-cache-")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

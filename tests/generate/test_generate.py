@@ -27,7 +27,7 @@ def test_grid_end_to_end_into_a_release_and_the_statistics(make_spec, tmp_path):
     assert xs.values.shape == (20, 2, 2, 2) and s.values.shape == (20, 2, 2, 2)
     assert decompose(s.values).checkpoint_var is not None
     assert decay_bounds(xs.values, s.values, n_boot=20).n_instances == 20
-    meta = pq.read_table(tmp_path / "release" / "runs" / "runs.parquet").to_pylist()[0]
+    meta = pq.read_table(tmp_path / "release" / "runs" / "toy.parquet").to_pylist()[0]
     assert meta["spec_hash"] == spec.hash and meta["wall_time_s"] > 0 and '"torch"' in meta["versions"]
     assert meta["step"] == 6 and meta["epoch"] == 1.0  # 48 examples / batch 8 = 6 steps per epoch
 

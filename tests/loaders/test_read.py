@@ -94,5 +94,5 @@ def test_hub_id_downloads_only_the_needed_files(toy_release, monkeypatch):
     assert t.values.shape == (15, 2, 2, 2)
     assert calls[0]["repo_id"] == "instdecay/predictions" and calls[0]["repo_type"] == "dataset"
     assert calls[0]["revision"] == "v1.0"
-    assert set(calls[0]["allow_patterns"]) == {"manifest.json", "data/toy/validation/tiny.parquet", "instances/toy.parquet"}
+    assert set(calls[0]["allow_patterns"]) == {"manifest.json", "data/toy/validation/tiny.parquet", "instances/toy/validation.parquet"}
     assert read_module.resolve(out) == out

@@ -15,10 +15,12 @@ def test_release_loads_with_datasets_for_every_config(toy_release):
     n_runs = 2 * 2 * 2 * 2  # sizes x P x F x checkpoints
     assert ds["validation"].num_rows == 15 * n_runs
     assert load_dataset(str(out))["validation"].num_rows == 15 * n_runs  # the default config
-    runs = load_dataset(str(out), "runs", split="train")
+    assert ds["validation"].features["pred"].names == ["a", "b", "c"]  # ClassLabel, not a bare integer
+    runs = load_dataset(str(out), "runs", split="toy")
     assert runs.num_rows == n_runs and set(runs.column_names) >= {"run_id", "accuracy", "hyperparameters"}
-    instances = load_dataset(str(out), "instances", split="toy")
-    assert instances.num_rows == 30
+    instances = load_dataset(str(out), "toy_instances")
+    assert set(instances) == {"validation", "heldout"} and sum(d.num_rows for d in instances.values()) == 30
+    assert instances["validation"].features["label"].names == ["a", "b", "c"]
 
 
 def test_layout_manifest_and_card(toy_release):
@@ -26,7 +28,8 @@ def test_layout_manifest_and_card(toy_release):
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["files"]) == {
         "data/toy/validation/tiny.parquet", "data/toy/validation/small.parquet", "data/toy/heldout/tiny.parquet",
-        "data/toy/heldout/small.parquet", "runs/runs.parquet", "instances/toy.parquet"}
+        "data/toy/heldout/small.parquet", "runs/toy.parquet", "instances/toy/validation.parquet",
+        "instances/toy/heldout.parquet"}
     assert manifest["tasks"]["toy"]["grid"]["tiny"] == {
         "family": "toy", "n_params": 1000, "pretrain_seeds": [0, 1], "finetune_seeds": [0, 1],
         "checkpoints": [1, 2], "n_runs": 4}

@@ -95,7 +95,7 @@ def test_validate_rederives_every_column_even_with_rehashed_files(toy_release, c
 
 def test_a_gold_label_flip_is_caught(toy_release):
     out, _ = toy_release
-    rel = "instances/toy.parquet"
+    rel = "instances/toy/validation.parquet"
     rewrite(out, rel, lambda t: set_column(t, "label", (t.column("label").to_numpy() + 1) % 3))
     assert any("'label_name' disagrees" in p for p in validate_release(out))
 
@@ -130,7 +130,7 @@ def test_runs_equal_only_after_rounding_are_not_duplicates(toy_release):
             probs[k] = v
         t = set_column(t, "probs", probs)
         p = np.array(probs)
-        gold = pq.read_table(out / "instances/toy.parquet").column("label").to_numpy()
+        gold = pq.read_table(out / "instances/toy/validation.parquet").column("label").to_numpy()
         return t, p, gold
 
     def change(t):
