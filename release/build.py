@@ -20,7 +20,7 @@ from .. import __version__
 from ..atomic import atomic_write_text
 from ..loaders import schema
 from ..loaders.manifest import sha256_file
-from .card import card_meta_from, render_card
+from .card import LICENSE_PATH, card_meta_from, license_file, render_card
 from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet
 
 
@@ -236,6 +236,7 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
 
         meta["analysis"] = meta.get("analysis", "") + analysis_markdown(out, manifest, progress=progress)
     atomic_write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=meta))
+    atomic_write_text(out / LICENSE_PATH, license_file())
     return manifest
 
 

@@ -19,6 +19,22 @@ DEFAULT_REPO_ID = "instdecay/predictions"
 FULL_SCALE_ROWS = 5 * 10 * 5 * 4 * 200_000
 
 
+LICENSE_PATH = "LICENSE.md"
+
+
+def license_file() -> str:
+    """The release's LICENSE.md: instdecay's MIT licence, and what it does not cover."""
+    mit = files("instdecay").joinpath("LICENSE").read_text(encoding="utf-8")
+    return ("# License\n\nThe predictions, instance ids, hashes and run metadata of this dataset are released under "
+            "the MIT licence below. The evaluation instances (and any text joined back from them) belong to their "
+            "source datasets, whose terms apply; please cite them.\n\n```\n" + mit.strip() + "\n```\n")
+
+
+LICENSE_TEXT = (
+    "The predictions, ids, hashes and metadata are released under the MIT licence of instdecay (`LICENSE.md`). The "
+    "evaluation instances belong to their source datasets, whose terms apply to any text joined back; cite them.")
+
+
 def configs(manifest: dict) -> list[dict]:
     """The YAML ``configs`` list: per task a predictions config (splits: evaluation sets; the first task is the
     default) and ``<task>_instances`` (splits: evaluation sets); ``runs`` (splits: tasks)."""
@@ -65,7 +81,10 @@ def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None) -> 
     header = {
         "pretty_name": meta.get("pretty_name", "instdecay instance-level predictions"),
         "license": meta.get("license", "other"),
+        **({"license_name": meta.get("license_name", "instdecay-predictions"),
+            "license_link": meta.get("license_link", "LICENSE.md")} if meta.get("license", "other") == "other" else {}),
         "language": ["en"],
+        **({"source_datasets": meta["source_datasets"]} if meta.get("source_datasets") else {}),
         "task_categories": ["text-classification"],
         "size_categories": [_size_category(n_rows)],
         "tags": meta.get("tags", ["instance-level-evaluation", "seed-variance", "model-scaling"]),
@@ -109,6 +128,7 @@ def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None) -> 
         "repo_id": meta.get("repo_id", DEFAULT_REPO_ID),
         "default_config": default_config,
         "full_scale": full_scale,
+        "license_text": meta.get("license_text", LICENSE_TEXT),
     }
     template = files("instdecay").joinpath("dataset_card.md").read_text(encoding="utf-8")
     return Template(template).substitute(fields)

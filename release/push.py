@@ -71,8 +71,9 @@ def plan_push(folder: str | Path, repo_id: str, *, revision: str | None = None, 
         raise ValueError(f"{folder}: refusing to push a release that fails validation: {problems[0]}"
                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     data = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet"))
-    files = data + ["manifest.json", "README.md"]
-    batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)] + [["manifest.json", "README.md"]]
+    last = ["LICENSE.md", "manifest.json", "README.md"] if (folder / "LICENSE.md").is_file() else ["manifest.json", "README.md"]
+    files = data + last
+    batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)] + [last]
     return PushPlan(repo_id, files, batches, revision, tag)
 
 

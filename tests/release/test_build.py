@@ -2,6 +2,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from datasets import load_dataset
 
 from instdecay.release import build_release, validate_release
@@ -37,6 +38,10 @@ def test_layout_manifest_and_card(toy_release):
     card = (out / "README.md").read_text()
     assert "config_name: toy" in card and "default: true" in card and "$" not in card.split("```")[0]
     assert "| toy | tiny | validation |" in card
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["license"] == "other" and header["license_link"] == "LICENSE.md" and header["license_name"]
+    assert "MIT License" in (out / "LICENSE.md").read_text()
+    assert [c["config_name"] for c in header["configs"]] == ["toy", "toy_instances", "runs"]
 
 
 def test_rows_of_a_run_are_contiguous_and_sorted(toy_release):

@@ -38,7 +38,7 @@ def test_push_commits_in_batches_then_tags(toy_release):
     assert api.calls[0][2] == {"repo_type": "dataset", "private": True, "exist_ok": True}
     data_commit, card_commit = api.calls[1], api.calls[2]
     assert len(data_commit[2]) == 7 and all(p.endswith(".parquet") for p in data_commit[2])
-    assert card_commit[2] == ["manifest.json", "README.md"]  # the card goes last
+    assert card_commit[2] == ["LICENSE.md", "manifest.json", "README.md"]  # the card goes last
     assert data_commit[3]["repo_type"] == "dataset" and data_commit[3]["revision"] == "main"
     assert api.calls[3][2]["tag"] == "v1.0"
 
@@ -49,7 +49,7 @@ def test_batches_hold_at_most_100_files(toy_release, monkeypatch):
     out, _ = toy_release
     monkeypatch.setattr(push_module, "MAX_FILES_PER_COMMIT", 4)
     plan = push_module.plan_push(out, "org/preds", batch_size=4)
-    assert [len(b) for b in plan.batches] == [4, 3, 2]
+    assert [len(b) for b in plan.batches] == [4, 3, 3]
 
 
 def test_retry_with_backoff_on_429(toy_release):
@@ -82,7 +82,7 @@ def test_dry_run_uploads_nothing(toy_release, capsys):
     push_release(out, "org/preds", api=api, dry_run=True, tag="v1")
     assert api.calls == []
     printed = capsys.readouterr().out
-    assert "would upload 9 files" in printed and "README.md" in printed
+    assert "would upload 10 files" in printed and "README.md" in printed
 
 
 def test_refuses_an_invalid_release(toy_release):
