@@ -1,9 +1,10 @@
 """Benchmark the statistics engine at MNLI scale and print each figure.
 
 60,000 instances, 5 sizes, 10 pretraining x 5 finetuning seeds, 4 checkpoints (simulated 0/1 correctness).
-Times: all decompositions, all 10 pairwise decay bounds (paper + cross-fitted), momentum for all triples
-(naive + corrected), and the bootstrap LCB with 1,000 resamples for one pair; each also as a ratio to one
-plain numpy pass (a mean over every value of the ladder). Peak memory is the process's max RSS.
+Times: all decompositions, all 10 pairwise decay bounds (paper estimate), momentum for all triples (naive +
+corrected), the decay/improve LCBs with 1,000 resamples for one pair (all runs, and one run per seed), the paired
+t interval for all pairs and the multi-bootstrap for one; each also as a ratio to one plain numpy pass (a mean
+over every value of the ladder). Peak memory is the process's max RSS.
 
     python benchmarks/stats.py [--instances 60000]
 """
@@ -17,7 +18,7 @@ from itertools import combinations
 
 import numpy as np
 
-from instdecay.evaluate import decay_bounds, decompose, momentum, simulate
+from instdecay.evaluate import decay_bounds, decompose, momentum, paired_bootstrap, simulate
 
 
 def timed(fn):
@@ -41,13 +42,19 @@ def main() -> None:
     numpy_pass = min(timed(lambda: [x.mean(axis=(1, 2, 3)) for x in ladder.values()]) for _ in range(3))
     figures = {
         "5 decompositions (unbiased, 4-D)": timed(lambda: [decompose(x) for x in ladder.values()]),
-        "10 pairwise decay bounds (paper + cross-fitted)": timed(
+        "10 pairwise decay bounds (paper estimate)": timed(
             lambda: [decay_bounds(last[a], last[b], n_boot=0) for a, b in combinations(sizes, 2)]),
         "10 momentum triples (naive + corrected)": timed(
             lambda: [momentum(last[a], last[b], last[c], noise_correction=nc)
                      for a, b, c in combinations(sizes, 3) for nc in (False, True)]),
-        "bootstrap LCB, 1,000 resamples, one pair": timed(
+        "decay/improve LCBs, 1,000 resamples, one pair": timed(
             lambda: decay_bounds(last["mini"], last["large"], n_boot=1000, seed=0)),
+        "rigorous LCBs (1 run per seed), 1,000 resamples": timed(
+            lambda: decay_bounds(last["mini"], last["large"], n_boot=1000, runs_per_unit=1, seed=0)),
+        "paired t interval, 10 pairs": timed(
+            lambda: [paired_bootstrap(last[a], last[b]) for a, b in combinations(sizes, 2)]),
+        "paired multi-bootstrap, 1,000 resamples, one pair": timed(
+            lambda: paired_bootstrap(last["mini"], last["large"], interval="percentile", n_boot=1000)),
     }
     print(f"plain numpy pass over all {sum(x.size for x in ladder.values()):,} values: {numpy_pass:.3f} s")
     for name, seconds in figures.items():
