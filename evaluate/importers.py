@@ -35,6 +35,36 @@ def seeds_from_name(name: str) -> tuple[int, int] | None:
     return None
 
 
+def assign_seeds(runs: Sequence[tuple[str, Sequence[str], str]], *, pretrain_seed: int | None = None,
+                 finetune_seed: int | None = None, seed_map: Mapping[str, tuple[int, int]] | None = None,
+                 unit: str = "file") -> list[tuple[int, int]]:
+    """(pretrain_seed, finetune_seed) of each run, given as (where, names a seed map may use, the name whose
+    ``-seed<k>`` / ``-pseed<p>-fseed<f>`` ending gives the seeds): explicit seeds (a single run), a seed map, or
+    the name pattern; never other digits. Two runs with the same seeds are refused."""
+    out, seen = [], {}
+    for where, keys, name in runs:
+        if finetune_seed is not None:
+            if len(runs) > 1:
+                raise ValueError(f"--finetune-seed names the seed of one run; {len(runs)} runs were given: use "
+                                 f"--seed-map or {unit} names ending in -seed<k>")
+            seeds = (pretrain_seed or 0, finetune_seed)
+        elif seed_map is not None:
+            key = next((k for k in keys if k in seed_map), None)
+            if key is None:
+                raise ValueError(f"{where}: not in the seed map (its keys are {unit} names)")
+            seeds = seed_map[key]
+        else:
+            seeds = seeds_from_name(name)
+            if seeds is None:
+                raise ValueError(f"{where}: cannot tell its seeds from the {unit} name {name!r}; name {unit}s "
+                                 f"<run>-seed<k> or <run>-pseed<p>-fseed<f>, or pass --seed-map / --finetune-seed")
+        if seeds in seen:
+            raise ValueError(f"{where} and {seen[seeds]} both claim pretrain_seed {seeds[0]}, finetune_seed {seeds[1]}")
+        seen[seeds] = where
+        out.append(seeds)
+    return out
+
+
 def read_seed_map(path: str | Path) -> dict[str, tuple[int, int]]:
     """A YAML/JSON mapping ``name: {pretrain_seed: p, finetune_seed: f}``, or a CSV with columns ``name``,
     ``pretrain_seed``, ``finetune_seed``; names are run folder or file names."""
@@ -70,31 +100,16 @@ def import_run_csvs(files: Sequence[str | Path], out: str | Path, *, task: str |
                     metadata: Mapping[str, object] | None = None) -> Path:
     """Combine plain per-run CSVs (``instance_id`` + ``pred`` or ``prob_<label>``) into a submission folder."""
     paths = [Path(f) for f in files]
-    frames, seen = [], {}
-    for path in paths:
+    all_seeds = assign_seeds([(str(p), (p.name, p.stem), p.stem) for p in paths], pretrain_seed=pretrain_seed,
+                             finetune_seed=finetune_seed, seed_map=seed_map, unit="file")
+    frames = []
+    for path, seeds in zip(paths, all_seeds):
         df = pd.read_csv(StringIO(read_text_capped(path)), keep_default_na=False, na_values=[""])
         if "instance_id" not in df.columns:
             raise ValueError(f"{path}: needs an 'instance_id' column, found {list(df.columns)}")
         if "pred" not in df.columns and "probs" not in df.columns and not any(c.startswith("prob_") for c in df.columns):
             raise ValueError(f"{path}: no predictions: give a 'pred' column (label name or index) or one "
                              f"'prob_<label>' column per label; found {list(df.columns)}")
-        if finetune_seed is not None:
-            if len(paths) > 1:
-                raise ValueError(f"--finetune-seed names the seed of one file; {len(paths)} files given: use "
-                                 f"--seed-map or file names ending in -seed<k>")
-            seeds = (pretrain_seed or 0, finetune_seed)
-        elif seed_map is not None:
-            if path.name not in seed_map and path.stem not in seed_map:
-                raise ValueError(f"{path}: not in the seed map")
-            seeds = seed_map.get(path.name, seed_map.get(path.stem))
-        else:
-            seeds = seeds_from_name(path.stem)
-            if seeds is None:
-                raise ValueError(f"{path}: cannot tell its seeds from the name; name files <run>-seed<k>.csv or "
-                                 f"<run>-pseed<p>-fseed<f>.csv, or pass --seed-map / --finetune-seed")
-        if seeds in seen:
-            raise ValueError(f"{path} and {seen[seeds]} both claim pretrain_seed {seeds[0]}, finetune_seed {seeds[1]}")
-        seen[seeds] = path
         frames.append(df.assign(pretrain_seed=seeds[0], finetune_seed=seeds[1]))
     info: dict[str, object] = {"model": Path(paths[0]).parent.name if paths else "submission"}
     info.update({k: v for k, v in (("task", task), ("split", split)) if v})

@@ -41,7 +41,7 @@ import yaml
 
 from ..loaders import schema
 from ..loaders.read import load_instances, read_manifest, resolve
-from .importers import SEED_SUFFIXES, read_seed_map, seeds_from_name, write_submission
+from .importers import SEED_SUFFIXES, assign_seeds, read_seed_map, write_submission
 from .safe_read import read_text_capped
 
 SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-:.]+)\.jsonl$")
@@ -111,36 +111,12 @@ def _results_for(samples: Path) -> Path | None:
     return None
 
 
-def assign_seeds(files: list[Path], *, pretrain_seed: int | None = None, finetune_seed: int | None = None,
-                 seed_map: Mapping[str, tuple[int, int]] | None = None) -> list[HarnessRun]:
-    """Seeds of each run: explicit (one run), a mapping (model folder name or file name -> (p, f)), or the
-    folder-name pattern; duplicates refused."""
-    runs = []
-    for f in files:
-        if finetune_seed is not None:
-            if len(files) > 1:
-                raise ValueError(f"--finetune-seed names the seed of one run; {len(files)} runs were found: "
-                                 f"use --seed-map or model folders named <model>-seed<k>")
-            seeds = (pretrain_seed or 0, finetune_seed)
-        elif seed_map is not None:
-            key = next((k for k in (f.parent.name, f.name, str(f)) if k in seed_map), None)
-            if key is None:
-                raise ValueError(f"{f}: not in the seed map (keys are model folder names or samples file names)")
-            seeds = seed_map[key]
-        else:
-            seeds = seeds_from_name(f.parent.name)
-            if seeds is None:
-                raise ValueError(f"{f}: cannot tell its seeds from the folder name {f.parent.name!r}; name model "
-                                 f"folders <model>-seed<k> or <model>-pseed<p>-fseed<f>, or pass --seed-map / "
-                                 f"--finetune-seed")
-        runs.append(HarnessRun(f, _results_for(f), *seeds))
-    seen: dict[tuple[int, int], Path] = {}
-    for r in runs:
-        key = (r.pretrain_seed, r.finetune_seed)
-        if key in seen:
-            raise ValueError(f"{r.samples} and {seen[key]} both claim pretrain_seed {key[0]}, finetune_seed {key[1]}")
-        seen[key] = r.samples
-    return runs
+def harness_runs(files: list[Path], **seeds) -> list[HarnessRun]:
+    """One run per samples file, its seeds from :func:`instdecay.evaluate.importers.assign_seeds` (the model
+    folder's name, or a seed map keyed by folder or file name)."""
+    found = assign_seeds([(str(f), (f.parent.name, f.name, str(f)), f.parent.name) for f in files],
+                         unit="model folder", **seeds)
+    return [HarnessRun(f, _results_for(f), p, k) for f, (p, k) in zip(files, found)]
 
 
 def _lines(path: Path, filter_name: str | None) -> tuple[list[dict], str]:
@@ -361,7 +337,7 @@ def import_lm_eval(sources: Sequence[str | Path], out: str | Path, reference: st
     local = [s for s in sources if Path(s).exists()]
     paths = [Path(s) for s in local] + [download_details(str(s), harness_task) for s in sources if s not in local]
     files = find_runs(paths, harness_task)
-    runs = assign_seeds(files, pretrain_seed=pretrain_seed, finetune_seed=finetune_seed,
+    runs = harness_runs(files, pretrain_seed=pretrain_seed, finetune_seed=finetune_seed,
                         seed_map=read_seed_map(seed_map) if seed_map else None)
     frames, provenance, used_filters = [], [], set()
     for run in runs:

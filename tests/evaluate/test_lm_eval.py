@@ -116,7 +116,7 @@ def test_seeds_come_from_folder_names_never_from_stray_digits(tmp_path, referenc
     assert sub.pretrain_seeds.tolist() == [0] and sub.finetune_seeds.tolist() == [1, 2, 10]
     odd = tmp_path / "odd"
     harness_run(odd, reference, "org__m-p3_bf16", 0)
-    with pytest.raises(ValueError, match="cannot tell its seeds from the folder name 'org__m-p3_bf16'"):
+    with pytest.raises(ValueError, match="cannot tell its seeds from the model folder name 'org__m-p3_bf16'"):
         _import(odd, reference, tmp_path / "sub2")
     sub = load_submission(_import(odd, reference, tmp_path / "sub2", pretrain_seed=3, finetune_seed=0), reference)
     assert sub.pretrain_seeds.tolist() == [3]

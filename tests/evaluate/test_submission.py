@@ -85,14 +85,20 @@ def test_each_kind_of_bad_input(tmp_path, world, corrupt, expected):
 
 def test_cli_validate_lists_first_20_problems_then_a_count(tmp_path, world, capsys):
     reference, valid = world
-    bad = valid.assign(instance_id=[f"nope{k}" for k in range(len(valid))])
+    bad = valid.assign(instance_id=[f"nope{k}" if k else i for k, i in enumerate(valid.instance_id)])
     path = _write(tmp_path, bad)
     assert main(["submit", "validate", str(path), "--reference", str(reference)]) == 2
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 21
-    assert lines[-1] == f"sub.parquet, field 'instance_id': ... and {len(valid) - 20} more row(s) like these"
-    assert lines[0] == ("sub.parquet, row 1, field 'instance_id': 'nope0' is not an instance of the reference "
-                        "evaluation set (ids look like 'i0')")
+    assert lines[-1] == f"sub.parquet, field 'instance_id': ... and {len(valid) - 21} more row(s) like these"
+    assert lines[0] == ("sub.parquet, row 2, field 'instance_id': 'nope1' is not an instance of the reference "
+                        "evaluation set 'validation' (ids look like 'i0')")
+    everything_wrong = valid.assign(instance_id=[f"validation_matched-{k}" for k in range(len(valid))])
+    assert main(["submit", "validate", str(_write(tmp_path, everything_wrong)), "--reference", str(reference)]) == 2
+    assert capsys.readouterr().out.strip() == (
+        f"sub.parquet, field 'instance_id': none of the {len(valid)} ids is an instance of evaluation set "
+        f"'validation' (its ids look like 'i0'; found e.g. 'validation_matched-0'): set 'split' in submission.yaml to "
+        f"the evaluation set the predictions are for")
 
 
 def test_cli_validate_ok_and_metadata_flags(tmp_path, world, capsys):
