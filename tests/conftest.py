@@ -76,3 +76,15 @@ def toy_release(tmp_path, toy_shards):
     out = tmp_path / "release"
     build_release(root, out, progress=False)
     return out, written
+
+
+@pytest.fixture(scope="session")
+def toy_reference(tmp_path_factory):
+    """A read-only reference release: 2 sizes x 2 pretraining x 2 finetuning seeds, 40 instances (20 per
+    evaluation set). Tests that change files build their own."""
+    from instdecay.release import build_release
+
+    tmp = tmp_path_factory.mktemp("toy_reference")
+    write_toy_shards(tmp / "shards", n_pretrain=2, n_finetune=2, n_instances=40)
+    build_release(tmp / "shards", tmp / "release", progress=False, analysis=False)
+    return tmp / "release"

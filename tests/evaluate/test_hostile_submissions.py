@@ -19,13 +19,8 @@ META = "model: hostile\ntask: toy\nsplit: validation\n"
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, shard_writer):
-    from instdecay.release import build_release
-
-    tmp = tmp_path_factory.mktemp("hostile_ref")
-    shard_writer(tmp / "shards", n_pretrain=2, n_finetune=2, n_instances=40)
-    build_release(tmp / "shards", tmp / "release", progress=False, analysis=False)
-    return tmp / "release"
+def reference(toy_reference):
+    return toy_reference
 
 
 @pytest.fixture
@@ -171,7 +166,7 @@ def test_huge_counts_are_refused_before_the_work(tmp_path, reference):
     assert_refused(folder, reference, "pairs, more than 1000")
     folder = make(tmp_path, "unknown")
     m = 15_000  # unknown ids: the problem list stays short
-    pd.DataFrame({"instance_id": [f"nope{j}" for j in range(m)], "finetune_seed": 0, "pred": "a"}).to_parquet(
+    pd.DataFrame({"instance_id": ["i0"] + [f"nope{j}" for j in range(m)], "finetune_seed": 0, "pred": "a"}).to_parquet(
         folder / "unknown.parquet")
     assert_refused(folder, reference, "more row(s) like these")
     folder = make(tmp_path, "long")

@@ -15,13 +15,8 @@ STAMP = "2026-11-20T10-11-12.123456"
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, shard_writer):
-    from instdecay.release import build_release
-
-    tmp = tmp_path_factory.mktemp("lm_eval_ref")
-    shard_writer(tmp / "shards", n_pretrain=2, n_finetune=2, n_instances=40)
-    build_release(tmp / "shards", tmp / "release", progress=False, analysis=False)
-    return tmp / "release"
+def reference(toy_reference):
+    return toy_reference
 
 
 def harness_run(root, reference, model_dir, seed, *, choices=("a", "b", "c"), filters=("none",), shuffle=False,
