@@ -48,9 +48,8 @@ def accuracy_by_size(path: Path, sizes: Sequence[str], accuracy: Sequence[float]
                 label="reference sizes (mean ± std over runs)")
     if use_params:
         ax.set_xscale("log")
-        for xi, name in zip(x, sizes):
-            ax.annotate(name, (xi, 0), xycoords=("data", "axes fraction"), xytext=(0, 4), textcoords="offset points",
-                        ha="center", fontsize=7, color="0.35")
+        for xi, yi, name in zip(x, accuracy, sizes):
+            ax.annotate(name, (xi, yi), xytext=(5, -11), textcoords="offset points", fontsize=7, color="0.3")
         ax.set_xlabel("parameters (log scale)")
         from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -69,8 +68,8 @@ def accuracy_by_size(path: Path, sizes: Sequence[str], accuracy: Sequence[float]
                     label=f"{name[:40]} (95% CI)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Accuracy by size: {evaluation_set}")
-    ax.margins(x=0.12, y=0.15)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.margins(x=0.15, y=0.2)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save(fig, path)
 
