@@ -131,7 +131,7 @@ def _parse_run(run: str) -> tuple[str, int, int]:
 
     m = re.fullmatch(r"(?P<size>.+)__p(?P<p>-?\d+)__f(?P<f>-?\d+)", run)
     if not m:
-        raise ValueError(f"--run: expected <size>__p<pretrain seed>__f<finetune seed>, e.g. L2-H128__p0__f1; found {run!r}")
+        raise ValueError(f"--run: expected <size>__p<pretrain seed>__f<finetune seed>, e.g. L2-H384__p0__f1; found {run!r}")
     return m["size"], int(m["p"]), int(m["f"])
 
 
@@ -431,14 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--task", help="task name (default: the folder name, e.g. sst2)")
     imp.set_defaults(func=_import_2021)
     pre = _command(gsub, "pretrain", "pretrain one size/seed of a spec from scratch (masked LM)",
-                   "instdecay generate pretrain generate/specs/cpu-sst2.yaml --size L2-H128 --seed 0")
+                   "instdecay generate pretrain generate/specs/cpu-sst2.yaml --size L2-H384 --seed 0")
     pre.add_argument("spec", help="experiment spec (YAML)")
-    pre.add_argument("--size", required=True, help="a size name of the spec (e.g. L2-H128)")
+    pre.add_argument("--size", required=True, help="a size name of the spec (e.g. L2-H384)")
     pre.add_argument("--seed", type=int, required=True, help="its pretraining seed")
     pre.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     pre.set_defaults(func=_generate_pretrain)
     run = _command(gsub, "run", "finetune one run of a spec and write its shard (pretrain it first)",
-                   "instdecay generate run generate/specs/cpu-sst2.yaml --run L2-H128__p0__f1")
+                   "instdecay generate run generate/specs/cpu-sst2.yaml --run L2-H384__p0__f1")
     run.add_argument("spec", help="experiment spec (YAML)")
     run.add_argument("--run", required=True, help="<size>__p<pretrain seed>__f<finetune seed>")
     run.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
