@@ -19,9 +19,7 @@ import fcntl
 import hashlib
 import html
 import json
-import os
 import re
-import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -33,7 +31,6 @@ import yaml
 from .. import __version__
 from ..atomic import atomic_write
 from ..loaders.read import load_tensor, read_manifest, resolve
-from . import plots
 from .compare import compare, write_comparison
 from .paired import paired_bootstrap
 from .submission import SubmissionError, content_hash, load_submission, resolve_submission

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from ..loaders import schema
 from ..loaders.read import load_instances, read_manifest, resolve
@@ -192,7 +191,6 @@ def _label_map(choices: list[str], labels: list[str], given: str | None) -> dict
 @dataclass(frozen=True)
 class _Parsed:
     frame: pd.DataFrame
-    choices: list[str] | None
     mismatches: list[str]
     n_mismatch: int
 
@@ -248,7 +246,7 @@ def _parse_run(run: HarnessRun, labels: list[str], instances: pd.DataFrame, *, g
         else:
             row["pred"] = _generated_label(record, labels, given_labels, where)
         rows.append(row)
-    return _Parsed(pd.DataFrame(rows), choices, mismatches, n_mismatch), used_filter
+    return _Parsed(pd.DataFrame(rows), mismatches, n_mismatch), used_filter
 
 
 def _logliks(record: dict, n_choices: int, where: str) -> np.ndarray:

@@ -92,12 +92,6 @@ def resolve_submission(path: str | Path) -> Path:
     raise ValueError(f"{text}: no such file or folder")
 
 
-def find_files(path: str | Path) -> tuple[list[Path], Path | None]:
-    """Prediction files and the metadata file of a submission path (a file or a folder)."""
-    files, meta, _ = list_files(path)
-    return files, meta
-
-
 def read_metadata(path: Path | None, overrides: dict[str, object] | None = None) -> dict[str, object]:
     """Metadata from ``submission.yaml`` / ``.json`` (checked), updated with ``overrides`` that are not None."""
     meta = read_metadata_file(path, path.parent) if path is not None else {}
