@@ -37,13 +37,18 @@ def _limits():
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
 
 
+def _child_env() -> dict:
+    """The test's environment for the child, less pytest's per-test variable (it holds the test id)."""
+    return {**{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}, "HF_HUB_OFFLINE": "1"}
+
+
 def validate(folder, reference):
     """Run validate in a child process; return (exit code, output, peak RSS in MiB of this child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     code = (f"import sys; from instdecay.cli import main; "
             f"sys.exit(main(['submit', 'validate', {str(folder)!r}, '--reference', {str(reference)!r}]))")
     r = subprocess.run([sys.executable, "-c", code], preexec_fn=_limits, capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                       env=_child_env())
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return r.returncode, r.stdout + r.stderr, (peak if peak > before else 0) / 1024
 
@@ -113,7 +118,8 @@ def test_hidden_files_add_no_runs(tmp_path, reference, valid_rows):
     (META + "source: " + "[" * 50 + "]" * 50 + "\n", "nested deeper"),
     ("model: [unclosed\n", "cannot read submission metadata"),
     (META + "url: javascript:alert(1)\n", "'url' must start with https://"),
-])
+], ids=["alias-bomb", "alias", "inf-params", "unknown-field", "long-name", "1MB-name", "deep-nesting", "unparsable",
+        "javascript-url"])
 def test_metadata_bombs_and_bad_values(tmp_path, reference, valid_rows, meta, expected):
     folder = make(tmp_path, meta=meta)
     valid_rows.to_csv(folder / "runs.csv", index=False)
