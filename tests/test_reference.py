@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from instdecay.loaders import DEFAULT_REFERENCE, load_instances, load_tensor
@@ -18,11 +20,27 @@ def test_reference_is_valid_and_complete():
     assert validate_release(DEFAULT_REFERENCE) == []
     manifest = json.loads((DEFAULT_REFERENCE / "manifest.json").read_text())
     entry = manifest["tasks"]["sst2"]
-    assert entry["eval_sets"] == {"validation": 872, "heldout_train": 10000}
+    assert entry["eval_sets"] == {"validation": 872, "heldout_train": 5000}
     assert len(entry["sizes"]) >= 4
     for size in entry["sizes"]:
         grid = entry["grid"][size]
         assert len(grid["pretrain_seeds"]) >= 4 and len(grid["finetune_seeds"]) >= 4 and len(grid["checkpoints"]) >= 2
+
+
+def test_reference_is_a_credible_ladder():
+    """Sizes ordered by parameters; at the last checkpoint, mean accuracy rises with size on every evaluation set
+    and every size beats the majority class by at least 10 points."""
+    manifest = json.loads((DEFAULT_REFERENCE / "manifest.json").read_text())
+    entry = manifest["tasks"]["sst2"]
+    runs = pd.read_parquet(DEFAULT_REFERENCE / "runs" / "sst2.parquet", columns=["size", "n_params"])
+    params = runs.groupby("size")["n_params"].first()
+    assert list(params.loc[entry["sizes"]]) == sorted(params), "sizes are not listed in order of parameters"
+    for split in entry["eval_sets"]:
+        labels = load_instances(DEFAULT_REFERENCE, "sst2", split)["label"].to_numpy()
+        majority = np.bincount(labels).max() / len(labels)
+        acc = [load_tensor(DEFAULT_REFERENCE, "sst2", split, size).values[..., -1].mean() for size in entry["sizes"]]
+        assert np.all(np.diff(acc) > 0), (split, acc)
+        assert min(acc) >= majority + 0.10, (split, majority, acc)
 
 
 def test_reference_loads_with_datasets_and_as_tensors():
@@ -30,7 +48,7 @@ def test_reference_loads_with_datasets_and_as_tensors():
 
     ds = load_dataset(str(DEFAULT_REFERENCE), "sst2")
     assert set(ds) == {"validation", "heldout_train"}
-    t = load_tensor(DEFAULT_REFERENCE, "sst2", "validation", "L4-H256")
+    t = load_tensor(DEFAULT_REFERENCE, "sst2", "validation", "L6-H384")
     assert t.values.shape == (872, 4, 4, 2) and t.mask.all()
 
 
@@ -42,4 +60,4 @@ def test_reference_ships_no_text_but_proves_its_items():
 @pytest.mark.skipif(not GLUE.exists(), reason="GLUE data (../shared/data/glue) is not available")
 def test_text_joins_from_glue_and_matches_every_hash():
     inst = load_instances(DEFAULT_REFERENCE, "sst2", glue_dir=GLUE)  # raises if any hash differs
-    assert inst["text_a"].notna().all() and len(inst) == 10872
+    assert inst["text_a"].notna().all() and len(inst) == 5872
