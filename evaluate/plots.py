@@ -51,11 +51,10 @@ def accuracy_by_size(path: Path, sizes: Sequence[str], accuracy: Sequence[float]
         for xi, yi, name in zip(x, accuracy, sizes):
             ax.annotate(name, (xi, yi), xytext=(5, -11), textcoords="offset points", fontsize=7, color="0.3")
         ax.set_xlabel("parameters (log scale)")
-        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+        from matplotlib.ticker import NullLocator
 
-        ax.xaxis.set_major_locator(LogLocator(base=10, numticks=6))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _params_label(v)))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(x, [_params_label(v) for v in x])  # a tick per size: readable within one decade too
+        ax.xaxis.set_minor_locator(NullLocator())
     else:
         ax.set_xticks(x, sizes)
         ax.set_xlabel("model size")
