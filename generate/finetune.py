@@ -16,12 +16,12 @@ import pyarrow as pa
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-from transformers.utils import logging as hf_logging
 
 from .. import __version__
 from ..release.shards import Checkpoint, RunMeta, make_predictions, write_shard, write_task
 from .data import Examples, instances_table, load_source, task_info
 from .device import default_device, describe_device
+from .quiet import expected_new_weights
 from .spec import Pretrained, Size, Spec, SpecError
 
 # Separate streams for the classifier-head initialisation and the data order, as the paper did.
@@ -76,12 +76,8 @@ def _load_model(path: str, p: Pretrained, n_labels: int, head_seed: int, device)
     if tokenizer.pad_token is None:  # decoder-only models (Pythia) have no padding token
         tokenizer.pad_token = tokenizer.eos_token
     torch.manual_seed(head_seed)  # the randomly initialised classifier head depends on this only
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the new classifier head is expected: no load report on every run
-    try:
+    with expected_new_weights():  # the new classifier head is expected: no load report on every run
         model = AutoModelForSequenceClassification.from_pretrained(path, revision=p.revision, num_labels=n_labels)
-    finally:
-        hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
     return tokenizer, model.to(device)
 

@@ -19,6 +19,7 @@ from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, get_lin
 
 from .data import load_source
 from .device import default_device, describe_device
+from .quiet import expected_new_weights
 from .spec import Pretraining, Size, Spec, SpecError
 
 DONE_MARKER = "instdecay_pretrained.json"
@@ -60,16 +61,10 @@ def _mask(ids: torch.Tensor, special: torch.Tensor, cfg: Pretraining, mask_id: i
 def _truncated(init: str, layers: int) -> tuple[BertTokenizerFast, BertForMaskedLM]:
     """A pretrained BERT with only its first ``layers`` transformer layers, and an MLM head (the checkpoint's,
     or a new one when it has none, e.g. a sentence-embedding model)."""
-    from transformers.utils import logging as hf_logging
-
     try:
         tokenizer = BertTokenizerFast.from_pretrained(init)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # a new MLM head is expected here: no load report
-        try:
+        with expected_new_weights():  # a new MLM head is expected here: no load report
             model = BertForMaskedLM.from_pretrained(init)
-        finally:
-            hf_logging.set_verbosity(verbosity)
     except (OSError, ValueError) as exc:
         raise SpecError(f"pretrain.init {init!r}: cannot load a BERT from it ({str(exc).splitlines()[0][:120]})") from None
     available = model.config.num_hidden_layers

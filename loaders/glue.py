@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .schema import instance_hash
 
@@ -51,8 +52,6 @@ def join_hub_text(instances: pd.DataFrame, source: str | Path, task: str) -> pd.
         files = sorted((folder / task).glob(f"{split}-*.parquet"))
         if not files:
             raise ValueError(f"{folder / task}: no {split}-*.parquet file (needed for the text of {task} {split})")
-        import pyarrow.parquet as pq
-
         table = pd.concat([pq.read_table(f, columns=list(HUB_COLUMNS[task])).to_pandas() for f in files])
         ids = out.loc[rows, "original_id"].astype(int).to_numpy()
         if ids.max(initial=-1) >= len(table):

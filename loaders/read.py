@@ -129,10 +129,9 @@ def load_instances(source: str | Path, task: str, split: str | None = None, *, r
                    verify: bool = True) -> pd.DataFrame:
     """The instances table of a task (one evaluation set if ``split`` is given), in the dataset's order.
 
-    ``text_from``: the ``nyu-mll/glue`` dataset (Hub id, or a local folder in its parquet layout) to join the text
-    from when the release ships without it; ``glue_dir``: a local GLUE folder (``<glue_dir>/sst2/train.tsv`` ...) to
-    join the text from when the release
-    ships without it; every joined row is checked against its ``instance_hash``.
+    When the release ships without text, it is joined from ``text_from`` (the ``nyu-mll/glue`` dataset: a Hub id,
+    or a local folder in its parquet layout) or ``glue_dir`` (a local GLUE folder: ``<glue_dir>/sst2/train.tsv``
+    ...); every joined row is checked against its ``instance_hash``.
     """
     folder = resolve(source, revision, None if Path(source).is_dir() else [schema.instances_path(task, split or "*")])
     table = _instances_table(folder, read_manifest(folder), task, split, None, verify)
