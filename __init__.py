@@ -2,7 +2,7 @@
 
 Subpackages
 -----------
-instdecay.evaluate   noise-corrected statistics (pure numpy/scipy) and reports
+instdecay.evaluate   noise-corrected statistics (``.stats``: numpy/scipy only), submissions and reports
 instdecay.loaders    read the prediction dataset as tables and seed-indexed tensors
 instdecay.generate   finetune size x pretraining-seed x finetuning-seed grids (extra ``[generate]``)
 instdecay.release    build, validate and push the public dataset

@@ -13,8 +13,8 @@ from . import __version__
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .evaluate.ladder import analyze_ladder
-    from .evaluate.report import format_report, write_report
+    from .evaluate.reports.ladder import analyze_ladder
+    from .evaluate.reports.report import format_report, write_report
 
     out = Path(args.out or ("instdecay-report-simulated" if args.simulated else "instdecay-report"))
     if out.exists() and not out.is_dir():
@@ -31,7 +31,7 @@ def _report(args: argparse.Namespace) -> int:
 def _ladders(args: argparse.Namespace):
     """(sub-folder, {size: scores}, description) for the simulated ladder or each split of a reference."""
     if args.simulated:
-        from .evaluate.simulate import simulate
+        from .evaluate.stats.simulate import simulate
 
         sim = simulate(n_instances=args.instances, n_pretrain=10, n_finetune=5, seed=args.seed)
         first, last = sim.sizes[0], sim.sizes[-1]
@@ -158,7 +158,7 @@ def _metadata_flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _submit_validate(args: argparse.Namespace) -> int:
-    from .evaluate.submission import SubmissionError, load_submission
+    from .evaluate.submissions import SubmissionError, load_submission
     from .loaders import DEFAULT_REFERENCE
 
     try:
@@ -173,8 +173,8 @@ def _submit_validate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluate.compare import compare, format_comparison, write_comparison
-    from .evaluate.submission import SubmissionError, load_submission
+    from .evaluate.reports.compare import compare, format_comparison, write_comparison
+    from .evaluate.submissions import SubmissionError, load_submission
     from .loaders import DEFAULT_REFERENCE
 
     reference = args.reference or DEFAULT_REFERENCE
@@ -200,13 +200,13 @@ def _wrote_submission(folder: Path) -> int:
 
 
 def _seed_map(args: argparse.Namespace):
-    from .evaluate.importers import read_seed_map
+    from .evaluate.submissions.importers import read_seed_map
 
     return read_seed_map(args.seed_map) if args.seed_map else None
 
 
 def _import_lm_eval(args: argparse.Namespace) -> int:
-    from .evaluate.lm_eval import import_lm_eval
+    from .evaluate.submissions.lm_eval import import_lm_eval
     from .loaders import DEFAULT_REFERENCE
 
     return _wrote_submission(import_lm_eval(
@@ -218,7 +218,7 @@ def _import_lm_eval(args: argparse.Namespace) -> int:
 
 
 def _import_csv(args: argparse.Namespace) -> int:
-    from .evaluate.importers import import_run_csvs
+    from .evaluate.submissions.importers import import_run_csvs
 
     return _wrote_submission(import_run_csvs(
         args.files, args.out, task=args.task, split=args.split, pretrain_seed=args.pretrain_seed,
@@ -226,13 +226,13 @@ def _import_csv(args: argparse.Namespace) -> int:
 
 
 def _import_release(args: argparse.Namespace) -> int:
-    from .evaluate.importers import import_release
+    from .evaluate.submissions.importers import import_release
 
     return _wrote_submission(import_release(args.release, args.task, args.split, args.size, args.out))
 
 
 def _leaderboard_build(args: argparse.Namespace) -> int:
-    from .evaluate.leaderboard import build_leaderboard
+    from .evaluate.reports.leaderboard import build_leaderboard
     from .loaders import DEFAULT_REFERENCE
 
     board = build_leaderboard(args.submissions, args.reference or DEFAULT_REFERENCE, args.out, n_boot=args.n_boot,

@@ -1,6 +1,6 @@
 """Coverage of the decay/improve LCBs and of the paired accuracy interval, measured on an independent audit model.
 
-The model (``tests/evaluate/designs.py``, not ``instdecay.evaluate.simulate``): logit = instance mean + a global
+The model (``tests/evaluate/stats/designs.py``, not ``instdecay.evaluate.simulate``): logit = instance mean + a global
 shift per pretraining seed + an instance-level pretraining effect + a finetuning effect, Bernoulli outcomes,
 truths by quadrature. Prints one table row per (design, pretraining seeds P, input):
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluate"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluate" / "stats"))
 from designs import DESIGNS, draw  # noqa: E402
 
 from instdecay.evaluate import decay_bounds, paired_bootstrap  # noqa: E402

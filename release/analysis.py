@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..evaluate.ladder import analyze_ladder
-from ..evaluate.report import markdown_table, plot_extreme_pair, report_tables
+from ..evaluate.reports.ladder import analyze_ladder
+from ..evaluate.reports.report import markdown_table, plot_extreme_pair, report_tables
 from ..loaders.read import load_tensor
 
 

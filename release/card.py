@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
-from ..evaluate.report import markdown_table
+from ..evaluate.reports.report import markdown_table
 from ..loaders import schema
 
 DEFAULT_REPO_ID = "instdecay/predictions"

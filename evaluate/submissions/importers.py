@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from ..atomic import atomic_write, atomic_write_text
-from .safe_read import read_text_capped
+from ...atomic import atomic_write, atomic_write_text
+from ...safe_read import read_text_capped
 
 SEED_SUFFIXES = (re.compile(r"(?:^|[-_])pseed(?P<p>\d+)[-_]fseed(?P<f>\d+)$"), re.compile(r"(?:^|[-_])seed(?P<f>\d+)$"))
 
@@ -121,7 +121,7 @@ def import_run_csvs(files: Sequence[str | Path], out: str | Path, *, task: str |
 def import_release(source: str | Path, task: str, split: str, size: str, out: str | Path) -> Path:
     """One size of an instdecay release (e.g. your own model run with ``instdecay generate`` and
     ``release build``) as a submission: the last checkpoint of each run, with class probabilities."""
-    from ..loaders.read import load_predictions, read_manifest, resolve
+    from ...loaders.read import load_predictions, read_manifest, resolve
 
     folder = resolve(source)
     tasks = read_manifest(folder)["tasks"]

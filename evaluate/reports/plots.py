@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ...atomic import atomic_write
 
 ECDF_PNG = "ecdf.png"
 ACCURACY_PNG = "accuracy_by_size.png"

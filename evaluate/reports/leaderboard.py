@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .. import __version__
-from ..atomic import atomic_write
-from ..loaders.read import load_tensor, read_manifest, resolve
+from ... import __version__
+from ...atomic import atomic_write
+from ...loaders.read import load_tensor, read_manifest, resolve
 from .compare import compare, write_comparison
-from .paired import paired_bootstrap
-from .submission import SubmissionError, content_hash, load_submission, resolve_submission
-from .submission_io import excerpt
+from ..stats.paired import paired_bootstrap
+from ..submissions.load import SubmissionError, content_hash, load_submission, resolve_submission
+from ..submissions.problems import excerpt
 
 SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 OWNED = ".leaderboard-files.json"

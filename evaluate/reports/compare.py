@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..loaders.glue import HUB_GLUE
-from ..loaders.read import load_instances, load_tensor, read_manifest, resolve
-from ._validate import SeedLike, check_rng
-from .decay import decay_bounds
-from .decomposition import decompose
-from .paired import paired_bootstrap
-from ..atomic import atomic_write_text
+from ...loaders.glue import HUB_GLUE
+from ...loaders.read import load_instances, load_tensor, read_manifest, resolve
+from ..stats._validate import SeedLike, check_rng
+from ..stats.decay import decay_bounds
+from ..stats.decomposition import decompose
+from ..stats.paired import paired_bootstrap
+from ...atomic import atomic_write_text
 from . import plots
 from .report import markdown_table
-from .submission import Submission
+from ..submissions.assemble import Submission
 
 
 @dataclass(frozen=True)

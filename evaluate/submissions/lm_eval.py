@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..loaders import schema
-from ..loaders.read import load_instances, read_manifest, resolve
+from ...loaders import schema
+from ...loaders.read import load_instances, read_manifest, resolve
 from .importers import SEED_SUFFIXES, assign_seeds, read_seed_map, write_submission
-from .safe_read import read_text_capped
+from ...safe_read import read_text_capped
 
 SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-:.]+)\.jsonl$")
 # Text fields of the documents of GLUE tasks as the harness loads them (nyu-mll/glue).

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 
 from ._validate import as_scores
 
@@ -20,7 +19,8 @@ class Decomposition:
     """Mean (over instances) loss and its components; per-instance values in ``per_instance``.
 
     ``loss = bias2 + pretrain_var + finetune_var (+ checkpoint_var)`` holds exactly, per instance.
-    ``checkpoint_var`` is ``None`` for 3-D input.
+    ``checkpoint_var`` is ``None`` for 3-D input. ``instance_values`` maps ``loss`` and each component to its
+    per-instance array; ``per_instance`` (or :meth:`to_frame`) is the same as a pandas DataFrame.
     """
 
     loss: float
@@ -29,7 +29,17 @@ class Decomposition:
     finetune_var: float
     checkpoint_var: float | None
     estimator: Estimator
-    per_instance: pd.DataFrame = field(repr=False)
+    instance_values: dict[str, np.ndarray] = field(repr=False)
+
+    def to_frame(self):
+        """Per-instance values as a pandas DataFrame (one column per entry of ``instance_values``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.instance_values)
+
+    @property
+    def per_instance(self):
+        return self.to_frame()
 
     def to_dict(self) -> dict[str, float | None | str]:
         return {
@@ -151,14 +161,14 @@ def decompose(x: object, estimator: Estimator = "unbiased") -> Decomposition:
         worst = int(np.argmax(np.abs(total - loss)))
         raise AssertionError(f"decomposition invariant broken at instance {worst}: loss {loss[worst]} != sum {total[worst]}")
 
-    per_instance = pd.DataFrame({"loss": loss, **parts})
-    means = per_instance.mean()
+    values = {"loss": loss, **parts}
+    means = {k: float(v.mean()) for k, v in values.items()}
     return Decomposition(
-        loss=float(means["loss"]),
-        bias2=float(means["bias2"]),
-        pretrain_var=float(means["pretrain_var"]),
-        finetune_var=float(means["finetune_var"]),
-        checkpoint_var=float(means["checkpoint_var"]) if has_ckpt else None,
+        loss=means["loss"],
+        bias2=means["bias2"],
+        pretrain_var=means["pretrain_var"],
+        finetune_var=means["finetune_var"],
+        checkpoint_var=means["checkpoint_var"] if has_ckpt else None,
         estimator=estimator,
-        per_instance=per_instance,
+        instance_values=values,
     )

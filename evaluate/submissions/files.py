@@ -1,4 +1,4 @@
-"""Reading a submission's files as hostile input.
+"""Opening and parsing a submission's files as hostile input (the first step of reading a submission).
 
 Only regular files inside the submission folder are opened (a symlink pointing out of it, a device, a FIFO or a
 folder named like a data file is refused; hidden files are ignored); sizes are checked on the opened file; row
@@ -13,18 +13,16 @@ import io
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from ..loaders import schema
-from .safe_read import UnsafeFile, read_bytes_capped
+from ...safe_read import UnsafeFile, read_bytes_capped
+from .problems import Problem, SubmissionError
 
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl")
 METADATA_NAMES = ("submission.yaml", "submission.yml", "submission.json")
@@ -35,54 +33,8 @@ MAX_ROWS = 10_000_000
 MAX_STRING = 500
 MAX_METADATA_BYTES = 256 << 10
 MAX_METADATA_DEPTH = 8
-MAX_LISTED = 20
 # Columns a prediction file may use; anything else is ignored (never parsed into objects).
 KNOWN_COLUMNS = ("instance_id", "pretrain_seed", "finetune_seed", "checkpoint", "pred", "probs", "instance_hash")
-
-
-def excerpt(value: object, n: int = 40) -> str:
-    """A short, escaped quotation of user content for an error message."""
-    text = str(value)
-    return repr(text[:n] + ("…" if len(text) > n else ""))
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    row: int | None  # 1-based data row (after the header), None for file-level problems
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}" + (f", row {self.row}" if self.row is not None else "")
-        return f"{where}, field {self.field!r}: {self.message}"
-
-
-class SubmissionError(ValueError):
-    """A submission failed validation; ``problems`` lists the problems found (the first of each kind per file,
-    with counts for the rest)."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        shown = "; ".join(str(p) for p in problems[:3])
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        super().__init__(f"invalid submission: {shown}{more}")
-
-    def report(self) -> str:
-        """One line per problem (each kind is already capped at its first rows and a count)."""
-        limit = 5 * MAX_LISTED
-        lines = [str(p) for p in self.problems[:limit]]
-        if len(self.problems) > limit:
-            lines.append(f"... and {len(self.problems) - limit} more problem(s)")
-        return "\n".join(lines)
-
-
-def add_rows(problems: list[Problem], file: str, rows: np.ndarray, field: str, message) -> None:
-    """Problems for the rows ``rows`` (0-based): the first few one by one (``message(row)``), then a count."""
-    for r in rows[:MAX_LISTED]:
-        problems.append(Problem(file, int(r) + 1, field, message(int(r))))
-    if len(rows) > MAX_LISTED:
-        problems.append(Problem(file, None, field, f"... and {len(rows) - MAX_LISTED} more row(s) like these"))
 
 
 def _entry_problem(path: Path, root: Path) -> str | None:
@@ -219,8 +171,8 @@ def _depth(value: object, limit: int) -> bool:
 
 
 def read_metadata(path: Path, root: Path) -> dict[str, object]:
-    """The metadata mapping of ``submission.yaml`` / ``.json``, size- and depth-capped (values checked by
-    :func:`check_metadata`)."""
+    """The metadata mapping of ``submission.yaml`` / ``.json``, size- and depth-capped (values are checked by
+    :func:`instdecay.evaluate.submissions.checks.check_metadata`)."""
     try:
         text = read_bytes_capped(path, MAX_METADATA_BYTES, root=root).decode("utf-8")
         if path.suffix == ".json":
@@ -239,65 +191,3 @@ def read_metadata(path: Path, root: Path) -> dict[str, object]:
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: expected a mapping of metadata fields")
     return meta
-
-
-_TEXT_FIELDS = {"model": 200, "pretrained": 500, "url": 500, "contact": 200, "hub_revision": 100, "submitted": 40}
-
-
-def check_metadata(meta: dict[str, object], where: str, allowed: set[str], max_runs: int) -> dict[str, object]:
-    """Check field names, types and sizes of submission metadata; return it with dates as strings."""
-    unknown = set(map(str, meta)) - allowed
-    if unknown:
-        raise ValueError(f"{where}: unknown metadata field(s) {sorted(excerpt(u, 30) for u in unknown)}; "
-                         f"allowed: {sorted(allowed)}")
-    out = dict(meta)
-    for name, limit in _TEXT_FIELDS.items():
-        if name in out and out[name] is not None:
-            value = str(out[name]) if name == "submitted" else out[name]  # YAML reads dates as dates
-            if not isinstance(value, str) or not value.strip() or len(value) > limit:
-                raise ValueError(f"{where}: field {name!r} must be text of 1-{limit} characters, found "
-                                 f"{type(value).__name__} {excerpt(value)}")
-            out[name] = value
-    for name in ("task", "split"):
-        if name in out and out[name] is not None and not (isinstance(out[name], str)
-                                                         and schema.NAME_PATTERN.match(out[name])):
-            raise ValueError(f"{where}: field {name!r} must be a name of letters, digits or '_', found "
-                             f"{excerpt(out[name])}")
-    if out.get("params") is not None:
-        params = out["params"]
-        if isinstance(params, bool) or not isinstance(params, int) or not 0 < params < 10**14:
-            raise ValueError(f"{where}: field 'params' must be a whole number of parameters, found {excerpt(params)}")
-    if out.get("url") and not str(out["url"]).startswith(("https://", "http://")):
-        raise ValueError(f"{where}: field 'url' must start with https:// or http://, found {excerpt(out['url'])}")
-    hub_id = out.get("hub_model_id")
-    if hub_id is not None:
-        from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-        try:
-            validate_repo_id(str(hub_id))
-        except HFValidationError:
-            raise ValueError(f"{where}: field 'hub_model_id' must be a Hub model id like 'org/name', found "
-                             f"{excerpt(hub_id)}") from None
-        if not isinstance(hub_id, str) or "/" not in hub_id:
-            raise ValueError(f"{where}: field 'hub_model_id' must be a Hub model id like 'org/name'")
-    if "source" in out and not (isinstance(out["source"], dict) and len(out["source"]) <= 20):
-        raise ValueError(f"{where}: field 'source' must be a mapping of at most 20 entries")
-    if "runs" in out and not (isinstance(out["runs"], list) and len(out["runs"]) <= max_runs
-                              and all(isinstance(r, dict) and len(r) <= 20 for r in out["runs"])):
-        raise ValueError(f"{where}: field 'runs' must be a list of at most {max_runs} mappings")
-    for value in _leaves(out):
-        if isinstance(value, str) and len(value) > 2000:
-            raise ValueError(f"{where}: a metadata value has {len(value):,} characters (at most 2,000)")
-    return out
-
-
-def _leaves(value: object):
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack += list(item.values())
-        elif isinstance(item, list):
-            stack += item
-        else:
-            yield item

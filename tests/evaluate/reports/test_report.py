@@ -5,8 +5,8 @@ import pytest
 
 from instdecay.cli import main
 from instdecay.evaluate import decay_bounds, simulate
-from instdecay.evaluate.ladder import analyze_ladder
-from instdecay.evaluate.report import bounds_matrix, write_report
+from instdecay.evaluate.reports.ladder import analyze_ladder
+from instdecay.evaluate.reports.report import bounds_matrix, write_report
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,7 @@ def test_seeded_results_are_reproducible():
 
 
 def _coverage(design, n_pretrain, kind, reps=50, n=1000, **kw):
-    """Share of replicates of the audit model (tests/evaluate/designs.py) whose decay / improve LCBs are at or
+    """Share of replicates of the audit model (tests/evaluate/stats/designs.py) whose decay / improve LCBs are at or
     below the true fractions, and the mean paper estimate and truth."""
     out = []
     for r in range(reps):

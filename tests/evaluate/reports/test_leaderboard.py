@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from instdecay.evaluate.leaderboard import build_leaderboard
+from instdecay.evaluate.reports.leaderboard import build_leaderboard
 from instdecay.loaders import load_predictions
 from instdecay.release import build_release
 
@@ -53,7 +53,7 @@ def test_leaderboard_ranks_caches_and_is_idempotent(tmp_path, board_world):
 
 def test_rank_counts_the_models_above_by_a_paired_interval(tmp_path, board_world):
     from instdecay.evaluate import paired_bootstrap
-    from instdecay.evaluate.submission import load_submission
+    from instdecay.evaluate.submissions import load_submission
     from instdecay.loaders import load_tensor
 
     tmp, subs = board_world
@@ -151,7 +151,7 @@ def test_concurrent_builds_take_turns(tmp_path, board_world):
     import sys
 
     tmp, subs = board_world
-    code = ("import sys; from instdecay.evaluate.leaderboard import build_leaderboard; "
+    code = ("import sys; from instdecay.evaluate.reports.leaderboard import build_leaderboard; "
             f"build_leaderboard({str(subs)!r}, {str(tmp / 'release')!r}, {str(tmp_path / 'site')!r}, n_boot=50)")
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0], [p.stderr.read()[-500:] for p in procs]

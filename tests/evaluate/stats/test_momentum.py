@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 
 from instdecay.evaluate import momentum, simulate
-from instdecay.evaluate.momentum import _bucket_index
+from instdecay.evaluate.stats.momentum import _bucket_index
 
 
 def test_bucket_edges_are_integer_safe_and_closed_at_one():

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write_text
+from ...atomic import atomic_write_text
 from . import plots
 from .ladder import LadderReport
 

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from instdecay.cli import main
-from instdecay.evaluate.lm_eval import import_lm_eval, normalise
-from instdecay.evaluate.submission import load_submission
+from instdecay.evaluate.submissions.lm_eval import import_lm_eval, normalise
+from instdecay.evaluate.submissions import load_submission
 from instdecay.loaders import load_instances
 
 STAMP = "2026-11-20T10-11-12.123456"

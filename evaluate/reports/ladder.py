@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ._validate import SeedLike, as_scores, check_rng, check_same_instances, last_checkpoint
-from .decay import DecayBounds, decay_bounds
-from .decomposition import decompose
-from .disagreement import seed_disagreement
-from .momentum import momentum
+from ..stats._validate import SeedLike, as_scores, check_rng, check_same_instances, last_checkpoint
+from ..stats.decay import DecayBounds, decay_bounds
+from ..stats.decomposition import decompose
+from ..stats.disagreement import seed_disagreement
+from ..stats.momentum import momentum
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from instdecay.cli import main
-from instdecay.evaluate.compare import compare
-from instdecay.evaluate.submission import SubmissionError, load_submission
+from instdecay.evaluate.reports.compare import compare
+from instdecay.evaluate.submissions import SubmissionError, load_submission
 from instdecay.loaders import load_predictions
 from instdecay.release import build_release
 
@@ -205,7 +205,7 @@ def test_per_run_csv_import(tmp_path, world):
 
 
 def test_csv_import_refuses_files_without_predictions_or_seeds(tmp_path):
-    from instdecay.evaluate.importers import import_run_csvs
+    from instdecay.evaluate.submissions.importers import import_run_csvs
 
     pd.DataFrame({"instance_id": ["i0"], "score": [0.3]}).to_csv(tmp_path / "a-seed0.csv", index=False)
     with pytest.raises(ValueError, match="no predictions"):
