@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -73,6 +74,8 @@ def load_source(source: DataSource, task: Task) -> Examples:
         raise SpecError(f"{source.dataset} ({source.data_files or source.name}): missing column(s) {missing}; "
                         f"found {ds.column_names}")
     rows = np.arange(len(ds))
+    if source.rows_from is not None:
+        rows = _split_rows(source, len(ds))
     if source.drop_labels:
         rows = rows[~np.isin(np.asarray(ds[task.label_field]), source.drop_labels)]
     if source.rows:
@@ -84,6 +87,23 @@ def load_source(source: DataSource, task: Task) -> Examples:
     text_b = [str(x) for x in table[task.text_fields[1]]] if len(task.text_fields) == 2 else None
     return Examples([str(x) for x in table[task.text_fields[0]]], text_b, gold,
                     source.original_split, [str(int(r)) for r in rows])
+
+
+def _split_rows(source: DataSource, n_rows: int) -> np.ndarray:
+    """The rows of one part of a held-out split file, after checking that it was computed on this data file."""
+    from ..loaders.manifest import sha256_file
+    from .holdout import HoldoutSplit
+
+    file, key = source.rows_from
+    split = HoldoutSplit.read(file)
+    if source.data_files is None or not Path(source.data_files).is_file():
+        raise SpecError(f"rows_from {file}: needs data_files to name the one local file the split was computed on")
+    if sha256_file(source.data_files) != split.source_sha256:
+        raise SpecError(f"rows_from {file}: computed on another file than {source.data_files} (sha256 differs)")
+    rows = np.asarray(split.rows(key), dtype=np.int64)
+    if rows.size and rows.max() >= n_rows:
+        raise SpecError(f"rows_from {file}: row {int(rows.max())} is beyond the {n_rows} rows of {source.data_files}")
+    return rows
 
 
 def instances_table(task: Task, eval_sets: dict[str, Examples], include_text: bool = True) -> pa.Table:

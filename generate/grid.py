@@ -2,8 +2,11 @@
 
 A finetuning run is finished when its shard (parquet + metadata) exists and validates; a pretraining job when
 its model folder carries the completion marker. Both are written atomically, so after a crash or ``kill -9``
-nothing finished is redone and nothing half-written is trusted. Pretraining jobs run first; a failed job is
-reported and retried on the next invocation without stopping the others.
+nothing finished is redone and nothing half-written is trusted (a crash loses at most the runs in flight).
+Pretraining jobs run first. Unfinished finetuning runs of one size are trained several per process (stacked in one
+loop, :func:`instdecay.generate.finetune.run_finetune_group`): by default the finetuning runs of one pretrained
+model, or ``runs_per_process`` at a time. A failed job is reported and retried on the next invocation without
+stopping the others.
 """
 
 from __future__ import annotations
@@ -87,26 +90,48 @@ def finished(spec: Spec, job: Job) -> tuple[bool, str]:
     return True, "already finished"
 
 
-def execute(spec_path: str, job: Job, device: str | None = None) -> str:
-    """Run one job in this process (also the entry point of process-pool and Ray workers)."""
+def execute(spec_path: str, group: list[Job], device: str | None = None, precision: str = "auto") -> list[str]:
+    """Run one pretraining job, or a group of finetuning runs of one size, in this process (also the entry point
+    of process-pool and Ray workers); return what each job wrote."""
     spec = load_spec(spec_path)
-    if job.kind == "pretrain":
+    if group[0].kind == "pretrain":
         from .pretrain import pretrain
 
-        return str(pretrain(spec, job.size, job.pretrain_seed, device=device, progress=False))
-    from .finetune import run_finetune
+        return [str(pretrain(spec, j.size, j.pretrain_seed, device=device, progress=False, precision=precision))
+                for j in group]
+    from .finetune import run_finetune_group
 
-    return str(run_finetune(spec, job.size, job.pretrain_seed, job.finetune_seed, device=device, progress=False))
+    runs = [(j.pretrain_seed, j.finetune_seed) for j in group]
+    return [str(p) for p in run_finetune_group(spec, group[0].size, runs, device=device, progress=False,
+                                               precision=precision)]
 
 
-def _safe(spec_path: str, job: Job, device: str | None) -> Outcome:
+def _safe(spec_path: str, group: list[Job], device: str | None, precision: str = "auto") -> list[Outcome]:
     try:
-        if finished(load_spec(spec_path), job)[0]:  # finished meanwhile (e.g. by `generate run`): not redone
-            return Outcome(job, "skipped", "already finished")
-        return Outcome(job, "done", execute(spec_path, job, device))
-    except Exception as exc:  # noqa: BLE001 - a failed run must not stop the others
+        spec = load_spec(spec_path)
+        done = [j for j in group if finished(spec, j)[0]]  # finished meanwhile (e.g. by `generate run`): not redone
+        todo = [j for j in group if j not in done]
+        written = execute(spec_path, todo, device, precision) if todo else []
+        return ([Outcome(j, "skipped", "already finished") for j in done]
+                + [Outcome(j, "done", w) for j, w in zip(todo, written)])
+    except Exception as exc:  # noqa: BLE001 - a failed group must not stop the others
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return Outcome(job, "failed", last)
+        return [Outcome(j, "failed", last) for j in group]
+
+
+def groups(batch: list[Job], runs_per_process: int | None) -> list[list[Job]]:
+    """Pretraining jobs one by one; finetuning runs of one size together: the runs of one pretrained model, or
+    chunks of ``runs_per_process`` runs."""
+    out: list[list[Job]] = []
+    for job in batch:
+        last = out[-1] if out else None
+        same = (last is not None and job.kind == "finetune" and last[0].kind == "finetune" and last[0].size == job.size
+                and (len(last) < runs_per_process if runs_per_process else last[0].pretrain_seed == job.pretrain_seed))
+        if same:
+            last.append(job)
+        else:
+            out.append([job])
+    return out
 
 
 def _init_worker(parent_pid: int, threads: int) -> None:
@@ -136,16 +161,17 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _run_batch(spec_path: str, batch: list[Job], executor: Executor, workers: int, device: str | None,
-               ray_address: str | None, num_cpus: float, num_gpus: float, on_done: Callable[[Outcome], None]) -> None:
+def _run_batch(spec_path: str, batch: list[list[Job]], executor: Executor, workers: int, device: str | None,
+               precision: str, ray_address: str | None, num_cpus: float, num_gpus: float,
+               on_done: Callable[[list[Outcome]], None]) -> None:
     if executor == "local":
-        for job in batch:
-            on_done(_safe(spec_path, job, device))
+        for group in batch:
+            on_done(_safe(spec_path, group, device, precision))
     elif executor == "process":
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker, initargs=(os.getpid(), threads)) as pool:
-            futures = [pool.submit(_safe, spec_path, job, device) for job in batch]
+            futures = [pool.submit(_safe, spec_path, group, device, precision) for group in batch]
             for future in as_completed(futures):
                 on_done(future.result())
     elif executor == "ray":
@@ -155,7 +181,7 @@ def _run_batch(spec_path: str, batch: list[Job], executor: Executor, workers: in
             ray.init(address=ray_address, num_cpus=None if ray_address else workers, include_dashboard=False,
                      log_to_driver=False)
         remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_safe)
-        pending = {remote.remote(spec_path, job, device): job for job in batch}
+        pending = {remote.remote(spec_path, group, device, precision): group for group in batch}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -198,38 +224,46 @@ def clean_stale(spec: Spec) -> int:
 
 
 def run_grid(spec_path: str | Path, *, executor: Executor = "local", workers: int = 1, device: str | None = None,
-             ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
-             progress: bool = True) -> list[Outcome]:
-    """Run every unfinished job of the spec; return one outcome per job (done, skipped or failed)."""
+             ray_address: str | None = None, num_cpus: float = 1, num_gpus: float = 0, progress: bool = True,
+             runs_per_process: int | None = None, precision: str = "auto") -> list[Outcome]:
+    """Run every unfinished job of the spec; return one outcome per job (done, skipped or failed).
+
+    ``runs_per_process``: finetuning runs of one size trained together in one process (default: the runs of one
+    pretrained model); ``precision``: ``auto`` (bf16 autocast where the hardware has it), ``bf16`` or ``fp32``."""
+    if runs_per_process is not None and runs_per_process < 1:
+        raise ValueError(f"--runs-per-process: expected >= 1, found {runs_per_process}")
     spec = load_spec(spec_path)
     with _grid_lock(spec):
         removed = clean_stale(spec)
         if removed:
             print(f"removed {removed} temporary file(s) or folder(s) left by an interrupted run", file=sys.stderr)
-        return _run_grid(str(spec_path), spec, executor, workers, device, ray_address, num_cpus, num_gpus, progress)
+        return _run_grid(str(spec_path), spec, executor, workers, device, precision, ray_address, num_cpus, num_gpus,
+                         progress, runs_per_process)
 
 
-def _run_grid(spec_path: str, spec: Spec, executor: Executor, workers: int, device: str | None,
-              ray_address: str | None, num_cpus: float, num_gpus: float, progress: bool) -> list[Outcome]:
+def _run_grid(spec_path: str, spec: Spec, executor: Executor, workers: int, device: str | None, precision: str,
+              ray_address: str | None, num_cpus: float, num_gpus: float, progress: bool,
+              runs_per_process: int | None) -> list[Outcome]:
     all_jobs = jobs(spec)
     checks = {j: finished(spec, j) for j in all_jobs}
     outcomes = [Outcome(j, "skipped", detail) for j, (done, detail) in checks.items() if done]
     skipped = {o.job for o in outcomes}
     bar = tqdm(total=len(all_jobs), initial=len(skipped), desc=f"grid {spec.name}", disable=not progress)
 
-    def record(outcome: Outcome) -> None:
-        outcomes.append(outcome)
-        bar.update(1)
+    def record(done: list[Outcome]) -> None:
+        outcomes.extend(done)
+        bar.update(len(done))
         bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes))
 
     for kind in ("pretrain", "finetune"):
         batch = [j for j in all_jobs if j.kind == kind and j not in skipped]
         if kind == "finetune":  # a run whose pretrained model failed cannot start
             failed = {(o.job.size, o.job.pretrain_seed) for o in outcomes if o.status == "failed"}
-            for j in [j for j in batch if (j.size, j.pretrain_seed) in failed]:
-                record(Outcome(j, "failed", "its pretraining job failed"))
+            record([Outcome(j, "failed", "its pretraining job failed") for j in batch
+                    if (j.size, j.pretrain_seed) in failed])
             batch = [j for j in batch if (j.size, j.pretrain_seed) not in failed]
-        _run_batch(spec_path, batch, executor, workers, device, ray_address, num_cpus, num_gpus, record)
+        _run_batch(spec_path, groups(batch, runs_per_process), executor, workers, device, precision, ray_address,
+                   num_cpus, num_gpus, record)
     bar.close()
     order = {j: k for k, j in enumerate(all_jobs)}
     return sorted(outcomes, key=lambda o: order[o.job])

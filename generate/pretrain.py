@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, get_linear_schedule_with_warmup
 
 from .data import load_source
-from .device import default_device, describe_device
+from .device import Precision, autocast, default_device, describe_device, resolve_precision
+from .seeds import pretraining_seed
 from .quiet import expected_new_weights
 from .spec import Pretraining, Size, Spec, SpecError
 
@@ -75,19 +76,14 @@ def _truncated(init: str, layers: int) -> tuple[BertTokenizerFast, BertForMasked
     return tokenizer, model
 
 
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 autocast on GPUs that support it; full precision elsewhere (CPU autocast is slower here)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
-
-
-def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None, progress: bool = True) -> Path:
+def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None, progress: bool = True,
+             precision: Precision = "auto") -> Path:
     """Pretrain the model of ``size_name`` / pretraining ``seed`` on ``device`` (default: cuda when available);
     return its folder (skips if already done).
 
-    Batches and masks are drawn on the CPU from a seeded generator (the same masks on every device) and moved
-    to the device once per step; on GPUs with bf16 the forward pass runs under bf16 autocast.
+    Batches and masks are drawn on the CPU from a generator seeded by (size, seed) (the same masks on every device)
+    and moved to the device once per step; the forward pass runs under bf16 autocast where the hardware computes
+    bf16 natively (``precision="auto"``).
     """
     start_time = time.perf_counter()
     size: Size = spec.size(size_name)
@@ -99,12 +95,13 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None
     if (out / DONE_MARKER).exists():
         return out
     dev = torch.device(device) if device else default_device()
-    amp_dtype = _autocast_dtype(dev)
+    mode = resolve_precision(dev, precision)
+    run_seed = pretraining_seed(size_name, seed)
     corpus = load_source(cfg.corpus, spec.task)
     if cfg.text_field != spec.task.text_fields[0]:
         raise SpecError(f"{spec.path}: pretrain.text_field must be the task's first text field")
     texts = corpus.text_a
-    torch.manual_seed(seed)  # the initialisation (from scratch, or of the new MLM head) depends on the seed only
+    torch.manual_seed(run_seed)  # the initialisation (from scratch, or of the new MLM head) depends on it only
     if cfg.init is not None:
         tokenizer, model = _truncated(cfg.init, cfg.layers)
     else:
@@ -117,8 +114,8 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None
         model = BertForMaskedLM(config)
     model = model.to(dev)
     enc = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
-    gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(run_seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup * cfg.steps), cfg.steps)
     special_ids = torch.tensor(tokenizer.all_special_ids)
     model.train()
@@ -136,7 +133,7 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None
         inputs, chosen, targets = _mask(ids, torch.isin(ids, special_ids), cfg, tokenizer.mask_token_id,
                                         len(tokenizer), gen)
         inputs, attention, chosen, targets = (t.to(dev, non_blocking=True) for t in (inputs, attention, chosen, targets))
-        with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast(dev, mode):
             hidden = model.bert(input_ids=inputs, attention_mask=attention).last_hidden_state
             logits = model.cls(hidden[chosen])  # vocabulary projection at the masked positions only
         loss = torch.nn.functional.cross_entropy(logits.float(), targets)
@@ -158,7 +155,7 @@ def pretrain(spec: Spec, size_name: str, seed: int, *, device: str | None = None
                   "final_mlm_loss": round(recent[-1], 4),
                   "mlm_loss_last_100_steps": round(sum(recent) / len(recent), 4),
                   "non_embedding_params": n_non_embedding, "device": describe_device(dev),
-                  "precision": "bf16 autocast" if amp_dtype is not None else "fp32",
+                  "precision": mode, "seed_of_randomness": run_seed,
                   "wall_time_s": round(time.perf_counter() - start_time, 1)}
         (staging / DONE_MARKER).write_text(json.dumps(marker) + "\n")
         if out.exists():

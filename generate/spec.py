@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from ..loaders import schema
+from .seeds import DESIGNS
 
 
 class SpecError(ValueError):
@@ -25,8 +26,10 @@ class SpecError(ValueError):
 class DataSource:
     """Rows of a table loaded with ``datasets.load_dataset(dataset, name, data_files=..., split=..., **kwargs)``.
 
-    ``rows`` is a Python slice string over the loaded rows (``"10000:"``); ``sample`` draws that many rows
-    (seeded by ``sample_seed``) after slicing. ``original_split`` names the benchmark split the rows come from.
+    ``rows_from`` keeps the rows of one part (``pool`` or ``heldout``) of a held-out split file
+    (:mod:`instdecay.generate.holdout`, checked against the data file's sha256); ``rows`` is then a Python slice
+    string over the rows kept (``"10000:"``); ``sample`` draws that many rows (seeded by ``sample_seed``) after
+    slicing. ``original_split`` names the benchmark split the rows come from.
     """
 
     dataset: str
@@ -40,6 +43,7 @@ class DataSource:
     sample_seed: int = 0
     label_names: tuple[str, ...] | None = None  # names of this source's integer labels, when they differ from the task's
     drop_labels: tuple[int, ...] = ()  # integer labels whose rows are dropped (e.g. SNLI's -1, no gold label)
+    rows_from: tuple[str, str] | None = None  # (held-out split file, "pool" | "heldout"): rows chosen before `rows`
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ class Spec:
     output: Path  # shard folder
     work_dir: Path  # pretrained models and caches
     hash: str = ""  # of the spec's content as written (not its location or comments), recorded in every shard
+    # "nested": every run's head initialisation, data order and dropout come from (size, pretraining seed, finetuning
+    # seed), so runs are independent; "crossed": from the finetuning seed alone, shared by every pretrained model.
+    seed_design: str = "nested"
 
     def size(self, name: str) -> Size:
         for s in self.sizes:
@@ -194,14 +201,20 @@ def _path(base: Path, value: str | None) -> str | None:
 
 def _source(r: _Reader, base: Path) -> DataSource:
     r.unknown({"dataset", "name", "data_files", "split", "kwargs", "rows", "sample", "sample_seed", "original_split",
-               "label_names", "drop_labels"})
+               "label_names", "drop_labels", "rows_from"})
     rows = r.get("rows", str, None)
     if rows is not None:
         try:
             slice(*[int(x) if x else None for x in rows.split(":")])
         except (TypeError, ValueError):
             r.fail(f"rows: expected a slice like '10000:' or ':5000', found {rows!r}")
+    rows_from = None
+    if "rows_from" in r.data:
+        part = r.sub("rows_from")
+        part.unknown({"file", "key"})
+        rows_from = (_path(base, part.get("file", str)), part.get("key", str, check=lambda v: v in ("pool", "heldout")))
     return DataSource(
+        rows_from=rows_from,
         dataset=r.get("dataset", str), name=r.get("name", str, None),
         data_files=_path(base, r.get("data_files", str, None)), split=r.get("split", str, "train"),
         kwargs=r.get("kwargs", dict, {}), rows=rows, sample=r.get("sample", int, None, lambda v: v > 0),
@@ -272,7 +285,7 @@ def load_spec(path: str | Path) -> Spec:
         raise SpecError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     base = path.resolve().parent
     r = _Reader(path, raw)
-    r.unknown({"name", "task", "sizes", "finetune_seeds", "output", "work_dir"})
+    r.unknown({"name", "task", "sizes", "finetune_seeds", "output", "work_dir", "seed_design"})
     name = r.get("name", str)
 
     t = r.sub("task")
@@ -317,4 +330,5 @@ def load_spec(path: str | Path) -> Spec:
     finetune_seeds = tuple(r.get("finetune_seeds", list, check=lambda v: bool(v) and all(isinstance(x, int) for x in v)))
     return Spec(name, path, task, tuple(sizes), finetune_seeds,  # output folders are relative to the spec file
                 output=Path(os.path.normpath(base / r.get("output", str, f"shards/{name}"))),
-                work_dir=Path(os.path.normpath(base / r.get("work_dir", str, f"work/{name}"))), hash=content_hash(raw))
+                work_dir=Path(os.path.normpath(base / r.get("work_dir", str, f"work/{name}"))), hash=content_hash(raw),
+                seed_design=r.get("seed_design", str, "nested", lambda v: v in DESIGNS))

@@ -88,7 +88,11 @@ class RunMeta:
     versions: dict[str, str] = field(default_factory=dict)
     device: str = ""
     spec_hash: str = ""
-    wall_time_s: float = float("nan")
+    wall_time_s: float = float("nan")  # this run's share of its process's wall time
+    precision: str = ""  # "bf16" (autocast) or "fp32"; "" when not recorded
+    runs_in_process: int = 1  # finetuning runs trained together (stacked) in one process
+    seed_design: str = ""  # "nested" (randomness from size, pretraining and finetuning seed) or "crossed"
+    stream_seeds: dict[str, int] = field(default_factory=dict)  # the seed of each random stream of this run
 
     @property
     def name(self) -> str:
