@@ -31,6 +31,13 @@ def bh_decay_bound(smaller: object, larger: object, qs: object | None = None) ->
     false in expectation, so the bound is :math:`\max_q R(q)(1-q)/N` over ``qs`` (default 0.01..0.99; the
     paper tunes q the same way). Textbook step-up BH (``scipy.stats.false_discovery_control``).
 
+    The columns must be independent units: one 0/1 value per pretraining seed (:func:`ensemble_by_pretrain`, or one
+    run of each pretrained model from distinct finetuning seeds). Runs of one pretrained model are dependent, and
+    flattening them into columns certifies decay on a null in most replicates, so seed-indexed input
+    ``(N, P, F)`` is refused. The bound describes BH's expected false-discovery share; it is not a confidence bound
+    (with seed-level shifts shared by all instances it exceeds the truth on a null in about 10% of replicates;
+    ``benchmarks/coverage.py``); :func:`decay_bounds` gives one.
+
     Parameters
     ----------
     smaller, larger
@@ -45,6 +52,12 @@ def bh_decay_bound(smaller: object, larger: object, qs: object | None = None) ->
     >>> round(bh_decay_bound(small, large).bound, 3)     # 2 of 4 instances decay with p ~ 5e-6
     0.495
     """
+    for name, x in (("smaller", smaller), ("larger", larger)):
+        if np.ndim(x) in (3, 4):
+            raise ValueError(f"{name}: bh_decay_bound needs one independent 0/1 value per pretraining seed, shape "
+                             f"(n_instances, n_units), found {np.ndim(x)}-D runs; runs of one pretrained model are not "
+                             f"independent: pass ensemble_by_pretrain(probs, labels) or one run per pretraining seed "
+                             f"from distinct finetuning seeds, never the runs flattened")
     s = as_scores(smaller, "smaller", ndims=(2,), binary=True)
     l_ = as_scores(larger, "larger", ndims=(2,), binary=True)
     n = check_same_instances(smaller=s, larger=l_)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from ._validate import SeedLike, Units, as_scores, as_units, check_rng, check_same_instances, rounded
+from ._validate import SeedLike, as_scores, check_rng, check_same_instances, last_checkpoint, rounded
 
 Match = Literal["error", "subsample"]
+SeedDesign = Literal["crossed", "nested"]
+Method = Literal["band", "split"]
 
 # Bootstrap columns are processed in chunks of about this many (instance x column) cells.
 _CHUNK_CELLS = 8_000_000
@@ -25,30 +28,33 @@ class DecayBounds:
     Attributes
     ----------
     decay, improve
-        The paper's estimates ``max_t [ECDF_d(t) - ECDF_b(t)]`` and ``max_t [P(d > t) - P(b > t)]`` (>= 0) on
-        the first compared design (units in the given order, halves = first and second half). The max over t
-        biases them upward (App. E); with no true decay they are still > 0. Not a confidence bound.
+        The paper's estimates ``max_t [ECDF_d(t) - ECDF_b(t)]`` and ``max_t [P(d > t) - P(b > t)]`` (>= 0), with the
+        paper's baseline (first half against second half of each side's pretraining seeds, in the given order),
+        computed exactly (integer counts; 0/1 scores in integer arithmetic). The max over t biases them upward
+        (App. E); with no true decay they are still > 0; with crossed finetuning seeds they are biased further
+        (the baseline misses the finetuning noise d carries). Not a confidence bound.
     decay_threshold, improve_threshold
         Their maximising thresholds t (``-inf`` / ``+inf`` when the maximum is the trivial 0).
     decay_lcb, improve_lcb
         One-sided ``confidence`` lower confidence bounds on the decaying / improving fraction of these
-        instances, simultaneous over thresholds (see :func:`decay_bounds`); 0 when nothing is certified;
-        ``None`` if ``n_boot=0``.
+        instances (see :func:`decay_bounds`); 0 when nothing is certified; ``None`` if ``n_boot=0``.
+    seed_design, method
+        The seed design the LCB's baseline and bootstrap assume, and how the threshold is chosen.
     design_smaller, design_larger
-        Each side's design as given (units x runs per unit); ``design`` the design both sides were compared
-        on, ``matched`` whether the larger of the two was subsampled to get it.
+        Each side's design as given; ``design`` the design both sides were compared on, ``matched`` whether
+        the larger of the two was subsampled to get it.
     rigorous
-        Whether the compared units are 0/1 and independent (binary ensembles or single runs from distinct
-        pretraining seeds, or finetuning runs of one pretrained model): then Theorem 1 holds exactly. With
-        units that average several finetuning runs (the paper's 50-run estimate) it needs the runs' means to
-        be stochastically ordered, which App. D.1 shows can fail.
+        Whether the compared units are 0/1 and independent (binary ensembles, single runs from distinct
+        pretraining and finetuning seeds, or finetuning runs of one pretrained model): then Theorem 1 holds
+        exactly. With units that average several finetuning runs it needs their means to be stochastically
+        ordered, which App. D.1 shows can fail.
     noise_smaller, noise_larger
         Which seed noise each side's units carry.
-    shared_runs
-        Runs that appear identically on both sides (0/1 runs can coincide by chance; copies are not
-        independent, and a side whose every run appears on the other is refused).
+    shared_runs, warning
+        Runs that appear identically on both sides (copies are not independent runs and inflate the paper's
+        estimate); ``warning`` says so, or flags other caveats of this comparison.
     thresholds, ecdf_difference, ecdf_baseline, difference, baseline
-        Exact ECDF curves and per-instance ``d_i`` and ``b_i`` of the first compared design (Figure 4).
+        Exact ECDF curves and per-instance ``d_i`` and ``b_i`` of the paper's estimate (Figure 4).
     """
 
     decay: float
@@ -60,6 +66,8 @@ class DecayBounds:
     confidence: float
     n_boot: int
     n_patterns: int
+    seed_design: str
+    method: str
     noise_smaller: str
     noise_larger: str
     design_smaller: str
@@ -69,6 +77,7 @@ class DecayBounds:
     rigorous: bool
     shared_runs: int
     n_instances: int
+    warning: str | None
     thresholds: np.ndarray = field(repr=False)
     ecdf_difference: np.ndarray = field(repr=False)
     ecdf_baseline: np.ndarray = field(repr=False)
@@ -79,7 +88,8 @@ class DecayBounds:
         """Scalar fields (no curves), JSON-ready."""
         keys = (
             "decay improve decay_threshold improve_threshold decay_lcb improve_lcb confidence n_boot n_patterns "
-            "noise_smaller noise_larger design_smaller design_larger design matched rigorous shared_runs n_instances"
+            "seed_design method noise_smaller noise_larger design_smaller design_larger design matched rigorous "
+            "shared_runs n_instances warning"
         ).split()
         return {k: getattr(self, k) for k in keys}
 
@@ -103,109 +113,139 @@ class DecayBounds:
         return ax
 
 
+@dataclass(frozen=True)
 class _Side:
-    """One side's scores flattened to (N, U * R) cells (float32 for 0/1 scores: their sums sit on a lattice
-    whose points stay distinguishable)."""
+    """One side's scores as (N, P, F): ``P`` pretraining seeds (or independent units) x ``F`` runs each."""
 
-    def __init__(self, values: np.ndarray, binary: bool):
-        n, self.n_units, self.n_runs = values.shape
-        self.flat = values.reshape(n, -1).astype(np.float32 if binary else np.float64)
+    values: np.ndarray
+    unit_name: str
+    noise: str
+    two_way: bool  # pretraining seeds x finetuning seeds (False: independent units with one run each)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape[1], self.values.shape[2]
+
+    def describe(self) -> str:
+        p, f = self.shape
+        if not self.two_way:
+            return f"{p} {self.unit_name}{'s' if p != 1 else ''} x 1 run"
+        return f"{p} pretraining seed{'s' if p != 1 else ''} x {f} run{'s' if f != 1 else ''}"
 
 
-def _describe(units: Units) -> str:
-    u, r = units.n_units, units.values.shape[2]
-    return f"{u} {units.unit_name}{'s' if u != 1 else ''} x {r} run{'s' if r != 1 else ''}"
+def _side(x: object, name: str) -> _Side:
+    x = last_checkpoint(as_scores(x, name))
+    if x.ndim == 2:
+        return _Side(x[:, :, None], "unit", "independent units (columns of 2-D input)", False)
+    if x.shape[1] >= 2:
+        return _Side(x, "pretraining seed", "pretraining and finetuning seeds", True)
+    if x.shape[2] >= 2:
+        return _Side(x[:, 0, :, None], "finetuning run",
+                     "finetuning seeds only (one pretraining seed: the bound is about this pretrained checkpoint)",
+                     False)
+    raise ValueError(f"{name}: needs at least 2 runs (pretraining or finetuning seeds), found shape {x.shape}")
 
 
-def _patterns(n_units: int, n_runs: int, use_units: int, use_runs: int, n_patterns: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Which units (M, U*) and runs within each (M, U*, R*) every pattern compares. Pattern 0 takes the first
-    units and runs in the given order (the paper's split into first and second half); the others are random
-    subsets in random order, so the baseline's halves are averaged over many splits."""
-    units = np.empty((n_patterns, use_units), dtype=np.int64)
-    runs = np.empty((n_patterns, use_units, use_runs), dtype=np.int64)
-    units[0], runs[0] = np.arange(use_units), np.arange(use_runs)
+@dataclass(frozen=True)
+class _Plan:
+    """How every column combines one side's cells. A column takes ``n_units`` positions of pretraining seeds and
+    ``n_runs`` positions of runs; ``mean[u, r]`` weights cell (u, r) in the side's mean (for d), ``contrast[u, r]``
+    in its baseline contrast (for b = (contrast_smaller + contrast_larger) / 2). ``runs_shared``: the run positions
+    are the same for every unit (finetuning seeds crossed with pretraining seeds), else drawn per unit; ``paired``:
+    unit u takes run position u (one run per unit, distinct pretraining and finetuning seeds)."""
+
+    n_units: int
+    n_runs: int
+    mean: np.ndarray
+    contrast: np.ndarray
+    runs_shared: bool
+    paired: bool
+
+
+def _plan(kind: str, n_units: int, n_runs: int) -> _Plan:
+    """``nested``: halves of the units, every run of each (the paper's baseline); ``crossed``: the diagonal blocks of
+    halves of units and halves of runs, so that b carries the noise of finetuning seeds shared across pretraining
+    seeds as d does; ``paired``: one run per unit, halves of the units."""
+    h = n_units // 2
+    half = np.where(np.arange(n_units) < h, -1.0, 1.0)
+    if kind == "crossed":
+        g = n_runs // 2
+        first = (np.arange(n_units)[:, None] < h) & (np.arange(n_runs)[None, :] < g)
+        second = (np.arange(n_units)[:, None] >= h) & (np.arange(n_runs)[None, :] >= g) & \
+                 (np.arange(n_runs)[None, :] < 2 * g)
+        contrast = (second.astype(float) - first) / (h * g)
+        return _Plan(n_units, n_runs, np.full((n_units, n_runs), 1 / (n_units * n_runs)), contrast, True, False)
+    if kind == "paired":
+        return _Plan(n_units, 1, np.full((n_units, 1), 1 / n_units), (half / h)[:, None], True, True)
+    return _Plan(n_units, n_runs, np.full((n_units, n_runs), 1 / (n_units * n_runs)),
+                 np.repeat((half / (h * n_runs))[:, None], n_runs, axis=1), False, False)
+
+
+def _integer_scale(plans: list[_Plan]) -> int:
+    """The smallest D that makes every weight (mean, and contrast / 2) an integer: d * D and b * D are then
+    integer sums of 0/1 scores."""
+    scale = 1
+    for plan in plans:
+        for w in (plan.mean, plan.contrast / 2):
+            for v in np.unique(np.abs(w[w != 0])):
+                scale = math.lcm(scale, round(1 / v))
+    return scale
+
+
+def _selection(side: _Side, plan: _Plan, n_patterns: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Unit positions (M, U) and run positions (M, U, R) of every pattern. Pattern 0 takes units and runs in the
+    given order (the paper's first and second half); the others random subsets in random order."""
+    n_p, n_f = side.shape
+    units = np.empty((n_patterns, plan.n_units), dtype=np.int64)
+    runs = np.empty((n_patterns, plan.n_units, plan.n_runs), dtype=np.int64)
+    units[0] = np.arange(plan.n_units)
+    runs[0] = np.arange(plan.n_units)[:, None] if plan.paired else np.arange(plan.n_runs)
     for m in range(1, n_patterns):
-        units[m] = rng.permutation(n_units)[:use_units]
-        runs[m] = np.argsort(rng.random((use_units, n_runs)), axis=1)[:, :use_runs]
+        units[m] = rng.permutation(n_p)[: plan.n_units]
+        if plan.paired:
+            runs[m] = rng.permutation(n_f)[: plan.n_units, None]
+        elif plan.runs_shared:
+            runs[m] = rng.permutation(n_f)[: plan.n_runs]
+        else:
+            runs[m] = np.argsort(rng.random((plan.n_units, n_f)), axis=1)[:, : plan.n_runs]
     return units, runs
 
 
-def _coefficients(chosen_units: np.ndarray, runs: np.ndarray, n_runs: int, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Weights (C, n_cells) giving, per column, a side's mean over the compared cells (for d) and its
-    second-half minus first-half mean (for the baseline b). ``chosen_units`` (C, U*) are unit indices,
-    ``runs`` (C, U*, R*) run indices within them."""
-    n_cols, use_units = chosen_units.shape
-    use_runs = runs.shape[2]
-    cells = chosen_units[:, :, None] * n_runs + runs  # (C, U*, R*)
-    flat = (cells + (np.arange(n_cols) * n_cells)[:, None, None]).ravel()
-    half = use_units // 2
-    sign = np.where(np.arange(use_units) < half, -1.0, 1.0)[None, :, None] * np.ones_like(cells, dtype=float)
-    mean_w = np.bincount(flat, minlength=n_cols * n_cells).reshape(n_cols, n_cells) / (use_units * use_runs)
-    half_w = np.bincount(flat, weights=sign.ravel(), minlength=n_cols * n_cells).reshape(n_cols, n_cells)
-    return mean_w, half_w / (half * use_runs)
+def _weights(side: _Side, plan: _Plan, units: np.ndarray, runs: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(C, P * F) weights of each column's mean and contrast over the side's cells; ``units`` (C, U) and ``runs``
+    (C, U, R) are pretraining-seed and run indices (resampled: repeats add up). Float32 for integer weights (0/1
+    scores: every sum is a small integer, exact), float64 otherwise."""
+    n_cols = units.shape[0]
+    n_p, n_f = side.shape
+    cells = (units[:, :, None] * n_f + runs) + (np.arange(n_cols) * n_p * n_f)[:, None, None]
+    size = n_cols * n_p * n_f
+    mean = np.bincount(cells.ravel(), np.broadcast_to(plan.mean * scale, cells.shape).ravel(), size)
+    contrast = np.bincount(cells.ravel(), np.broadcast_to(plan.contrast * scale / 2, cells.shape).ravel(), size)
+    dtype = np.float32 if float(scale).is_integer() and scale > 1 or side.values.dtype == np.float32 else np.float64
+    return mean.reshape(n_cols, -1).astype(dtype), contrast.reshape(n_cols, -1).astype(dtype)
 
 
-def _counts_at(x: np.ndarray, step: float) -> np.ndarray:
-    """(C, T) counts of each column of ``x`` (N, C) that are <= each threshold of the grid -1, -1 + step, ..., 1."""
-    width = int(round(2 / step)) + 1
-    # Index of the first grid point >= x (rounding first, so lattice values land exactly on their point).
-    codes = np.ceil(np.round((x + 1) / step, 3)).astype(np.int64)
-    codes += np.arange(x.shape[1]) * width
-    return np.cumsum(np.bincount(codes.ravel(), minlength=x.shape[1] * width).reshape(-1, width), axis=1)
-
-
-def _pattern_gaps(s: _Side, l_: _Side, s_units: np.ndarray, l_units: np.ndarray, s_runs: np.ndarray,
-                  l_runs: np.ndarray, n_patterns: int, step: float, d_fixed: bool) -> np.ndarray:
-    """Gap curves ``ECDF_d(t) - ECDF_b(t)`` (B, T) on the threshold grid, averaged over patterns, for B sets of
-    (resampled) units: ``s_units`` / ``l_units`` are (B * M, U*) unit indices, ``s_runs`` / ``l_runs``
-    (B * M, U*, R*) runs. ``d_fixed``: every pattern compares all units and runs, so d is the same in all of a
-    replicate's patterns and is counted once."""
-    n = s.flat.shape[0]
-    n_cols = s_units.shape[0]
-    chunk = max(n_patterns, (_CHUNK_CELLS // max(n, 1)) // n_patterns * n_patterns)
-    out = []
-    for start in range(0, n_cols, chunk):
-        sl = slice(start, start + chunk)
-        s_mean, s_half = _coefficients(s_units[sl], s_runs[sl], s.n_runs, s.flat.shape[1])
-        l_mean, l_half = _coefficients(l_units[sl], l_runs[sl], l_.n_runs, l_.flat.shape[1])
-        if d_fixed:
-            s_mean, l_mean = s_mean[::n_patterns], l_mean[::n_patterns]
-        count_d = _counts_at(l_.flat @ l_mean.T - s.flat @ s_mean.T, step)
-        count_b = _counts_at((s.flat @ s_half.T + l_.flat @ l_half.T) / 2, step)
-        if not d_fixed:
-            count_d = count_d.reshape(-1, n_patterns, count_d.shape[1]).mean(axis=1)
-        out.append((count_d - count_b.reshape(-1, n_patterns, count_b.shape[1]).mean(axis=1)) / n)
-    return np.concatenate(out)
-
-
-def _best_threshold(d: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float, np.ndarray, np.ndarray, np.ndarray]:
-    """Paper estimates on exact ECDFs: (decay, t_decay, improve, t_improve, thresholds, count_d, count_b)."""
+def _exact_ecdf(d: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds (every attained value) and the counts of d and b at or below each."""
     t = np.unique(np.concatenate([d, b]))
-    count_d = np.searchsorted(np.sort(d), t, side="right")
-    count_b = np.searchsorted(np.sort(b), t, side="right")
-    gap = count_d - count_b  # integer, so ties between thresholds are exact
+    return t, np.searchsorted(np.sort(d), t, side="right"), np.searchsorted(np.sort(b), t, side="right")
+
+
+def _best_threshold(t: np.ndarray, count_d: np.ndarray, count_b: np.ndarray, n: int) -> tuple[float, float, float, float]:
+    """Paper estimates (decay, t_decay, improve, t_improve) from exact counts (integers, so ties are exact)."""
+    gap = count_d - count_b
     i, j = int(np.argmax(gap)), int(np.argmin(gap))
-    decay, t_decay = (gap[i] / d.size, float(t[i])) if gap[i] > 0 else (0.0, -np.inf)
-    improve, t_improve = (-gap[j] / d.size, float(t[j])) if gap[j] < 0 else (0.0, np.inf)
-    return float(decay), t_decay, float(improve), t_improve, t, count_d, count_b
-
-
-def _simultaneous_lcb(observed: np.ndarray, boot: np.ndarray, inflation: float, confidence: float) -> float:
-    """max_t [G(t) - c q s*(t)]: q is the ``confidence`` quantile over replicates of max_t (G* - mu*) / s*."""
-    centre, spread = boot.mean(axis=0), boot.std(axis=0, ddof=1)
-    live = spread > 0
-    if not live.any():
-        return 0.0
-    z = ((boot[:, live] - centre[live]) / spread[live]).max(axis=1)
-    q = float(np.quantile(z, confidence, method="higher"))
-    return float(max(0.0, (observed[live] - inflation * q * spread[live]).max()))
+    decay, t_decay = (gap[i] / n, float(t[i])) if gap[i] > 0 else (0.0, -np.inf)
+    improve, t_improve = (-gap[j] / n, float(t[j])) if gap[j] < 0 else (0.0, np.inf)
+    return float(decay), t_decay, float(improve), t_improve
 
 
 def decay_bounds(
     smaller: object,
     larger: object,
     *,
+    seed_design: SeedDesign = "crossed",
+    method: Method = "band",
     match: Match = "error",
     runs_per_unit: int | None = None,
     confidence: float = 0.95,
@@ -215,50 +255,63 @@ def decay_bounds(
 ) -> DecayBounds:
     r"""Lower-bound the fraction of instances on which the larger model is worse (and better) than the smaller.
 
-    Each side is a set of 2k independent units (pretraining seeds; with one pretraining seed, its finetuning
-    runs; or the columns of 2-D input). With the instance difference :math:`d_i` = mean of the larger side's
-    units - mean of the smaller side's, and the random baseline :math:`b_i = ((S^{2nd}_i - S^{1st}_i) +
-    (L^{2nd}_i - L^{1st}_i)) / 2` from the halves of each side (true value 0, same noise as :math:`d_i`; App. D,
-    eqs. 17-20), Theorem 1 gives, for 0/1 units and every threshold t,
+    With the instance difference :math:`d_i` = mean of the larger side's runs - mean of the smaller side's, and a
+    random baseline :math:`b_i` from halves of each side's seeds (true value 0, the noise of :math:`d_i`; App. D,
+    eqs. 17-20), Theorem 1 gives, for independent 0/1 units and every threshold t,
 
     .. math::
         G(t) = \tfrac{1}{|T|}\textstyle\sum_i \big(1[d_i \le t] - 1[b_i \le t]\big), \qquad
         \mathbb{E}_{\text{seeds}}[G(t)] \le \mathrm{Decay} = \tfrac{1}{|T|}\textstyle\sum_i 1[\Delta\mathrm{Acc}_i < 0].
 
-    ``decay`` is the paper's :math:`\max_t G(t)` (biased upward by the max; App. E). ``decay_lcb`` is a lower
-    confidence bound on Decay of the given instances, valid for the max over t: with :math:`\bar G(t)` the
-    gap averaged over ``n_patterns`` splits of the units into halves (and, for matched designs, subsamples),
-    :math:`\bar G^*_b(t)` its value on replicate b of a bootstrap that resamples each side's units (whole
-    pretraining seeds: noise shared by all instances stays shared), :math:`\mu^*(t)` and :math:`s^*(t)` their
-    mean and SD over replicates, and :math:`q` the ``confidence`` quantile of
-    :math:`\max_t (\bar G^*_b(t) - \mu^*(t)) / s^*(t)`,
+    ``decay`` is the paper's :math:`\max_t G(t)` with the paper's baseline (biased upward by the max; App. E).
+
+    ``decay_lcb`` is a lower confidence bound on Decay of the given instances. Its baseline depends on
+    ``seed_design``:
+
+    - ``"crossed"`` (default; valid whether finetuning seeds are crossed with pretraining seeds or nested in them):
+      :math:`b_i = (C^S_i + C^L_i)/2` with :math:`C = \bar c_{B,2} - \bar c_{A,1}`, the means of two diagonal blocks
+      of (halves A, B of the pretraining seeds) x (halves 1, 2 of the finetuning seeds). A finetuning seed shared
+      by every pretrained model (run f of each) then enters b as it enters d: the pretraining and finetuning
+      variances of b equal those of d, the interaction variance is doubled (so b is, if anything, more dispersed,
+      which keeps the bound valid for thresholds t < 0). The bootstrap resamples pretraining seeds and finetuning
+      seeds (a two-way bootstrap), so the shared effects are resampled as they arise.
+    - ``"nested"`` (runs of different pretrained models share nothing, e.g. the manifest's ``seed_design`` says
+      so): the paper's baseline, halves of the pretraining seeds with all their runs, which matches d exactly and
+      is more powerful; the bootstrap resamples whole pretraining seeds.
+
+    With ``method="band"`` (default) the gap :math:`\bar G(t)` is averaged over ``n_patterns`` splits into halves (and
+    subsamples), :math:`\bar G^*_b(t)` is its value on bootstrap replicate b with mean :math:`\mu^*(t)` and SD
+    :math:`s^*(t)`, :math:`q` is the ``confidence`` quantile of :math:`\max_t (\bar G^*_b(t) - \mu^*(t)) / s^*(t)`, and
 
     .. math::
-        \mathrm{LCB} = \max\big(0, \max_t [\bar G(t) - c\, q\, s^*(t)]\big),\qquad c = \sqrt{U / (U - 1)}
+        \mathrm{LCB} = \max\big(0, \max_{t < 0} [\bar G(t) - c\, q\, s^*(t)]\big),\qquad c = \sqrt{U / (U - 1)}
 
-    where U is the fewest units on either side (resampling U units shrinks their variance by (U-1)/U). The
-    bootstrap is centred on its own mean, not on the observed :math:`\bar G`, so noise already in the observed
-    :math:`d_i` is not counted as decay, and the band holds for every t at once, so choosing the best t costs
-    nothing. ``improve`` and ``improve_lcb`` are the same for :math:`-G(t) = P(d > t) - P(b > t)`.
+    with U the fewest units on either side (resampling U units shrinks their variance by (U-1)/U). The band holds
+    for every t at once, so choosing the best t costs nothing; the bootstrap is centred on its own mean, so noise
+    already in the observed :math:`d_i` is not counted as decay. ``method="split"`` chooses the threshold on one
+    random half of the instances and bounds the gap at it on the other half, both ways, averaged (a one-sided
+    bootstrap interval at fixed thresholds, no multiplicity). ``improve`` and ``improve_lcb`` are the same for
+    :math:`-G(t) = P(d > t) - P(b > t)` over t > 0.
 
     Parameters
     ----------
     smaller, larger
         Scores for the same instances: ``(N, P, F)``, ``(N, P, F, E)`` (last checkpoint used) or ``(N, U)``
-        independent units (e.g. :func:`ensemble_by_pretrain`: one 0/1 value per pretraining seed, the rigorous
-        variant of App. D.1). With one pretraining seed the finetuning runs are the units and the bound is
-        about that pretrained checkpoint (``noise_smaller`` / ``noise_larger`` say so).
+        independent units (e.g. :func:`ensemble_by_pretrain`; with crossed finetuning seeds the ensembles of
+        different pretrained models share finetuning seeds and are not independent: pass the runs instead). With
+        one pretraining seed the finetuning runs are the units and the bound is about that pretrained checkpoint.
+    seed_design
+        ``"crossed"`` (default) or ``"nested"``: see above. An ``(N, P, F)`` array cannot say which it is.
+    method
+        ``"band"`` (default) or ``"split"``: see above.
     match
-        The baseline only matches d when both sides have the same number of units and runs per unit (Lemma 1).
-        ``"error"`` (default) refuses different designs; ``"subsample"`` compares both on the smaller design:
-        ``min`` units (made even) x ``min`` runs per unit, drawing units and runs without replacement from the
-        larger design, one subsample per pattern, averaged. A side with one pretraining seed has finetuning
-        runs as units, so against it the other side contributes single runs from distinct pretraining seeds.
+        ``"error"`` (default) refuses different designs; ``"subsample"`` compares both on the smaller design
+        (``min`` pretraining seeds, made even, x ``min`` runs), drawing seeds and runs without replacement from the
+        larger design, one subsample per pattern, averaged.
     runs_per_unit
-        Compare units of this many runs each (drawn per pattern from each unit's runs). ``1`` turns 0/1 runs
-        of ``(N, P, F)`` input into one run per pretraining seed: independent 0/1 units, so Theorem 1 holds
-        exactly (``rigorous``) for the same target as the paper's all-runs estimate (run-level accuracy).
-        Default: all runs (the fewer of the two sides with ``match="subsample"``).
+        Compare this many runs of each pretraining seed. ``1`` makes the units independent 0/1 runs (``rigorous``,
+        Theorem 1 exact, the same run-level target): one run per pretraining seed, and with ``seed_design="crossed"``
+        from distinct finetuning seeds too (at most min(P, F) units per side). Default: all runs.
     confidence
         Level of the one-sided lower confidence bounds.
     n_boot
@@ -270,12 +323,12 @@ def decay_bounds(
 
     Notes
     -----
-    What the LCB covers: the decaying fraction of the given instances (fixed), for independent units within
-    each side, with Theorem 1's premise (0/1 units, ``rigorous``; for averaged runs an approximation). Seed
-    noise shared across instances (a pretraining seed that is better everywhere) is carried by resampling
-    whole units. With 2 units per side the bootstrap sees little of that noise: the bound is then
-    conservative where noise is instance-level and can be too high where seeds shift all instances together.
-    A side whose every run appears identically on the other is refused (a model compared with itself).
+    What the LCB covers: the decaying fraction of the given instances (fixed), with Theorem 1's premise (0/1
+    units, ``rigorous``; for averaged runs an approximation). Seed noise shared across instances (a pretraining
+    seed that is better everywhere) is carried by resampling whole seeds. With 2 units per side the bootstrap
+    sees little of that noise. A side whose every run appears identically on the other is refused (a model
+    compared with itself); fewer shared runs are reported with a warning. The measured coverage and power of both
+    methods and designs are in ``benchmarks/coverage.py`` and the README.
 
     References
     ----------
@@ -298,83 +351,231 @@ def decay_bounds(
         raise ValueError(f"n_patterns: expected >= 1, found {n_patterns}")
     if match not in ("error", "subsample"):
         raise ValueError(f"match: expected 'error' or 'subsample', found {match!r}")
-    s_units = as_units(as_scores(smaller, "smaller"), "smaller")
-    l_units = as_units(as_scores(larger, "larger"), "larger")
-    n = check_same_instances(smaller=s_units.values, larger=l_units.values)
-    shared_runs = _shared_runs(s_units, l_units)
+    if seed_design not in ("crossed", "nested"):
+        raise ValueError(f"seed_design: expected 'crossed' or 'nested', found {seed_design!r}")
+    if method not in ("band", "split"):
+        raise ValueError(f"method: expected 'band' or 'split', found {method!r}")
+    sides = [_side(smaller, "smaller"), _side(larger, "larger")]
+    n = check_same_instances(smaller=sides[0].values, larger=sides[1].values)
+    shared_runs = _shared_runs(*sides)
     rng = check_rng(seed)
 
-    (us, rs), (ul, rl) = s_units.values.shape[1:], l_units.values.shape[1:]
-    matched = (us, rs) != (ul, rl)
+    (ps, fs), (pl, fl) = sides[0].shape, sides[1].shape
+    matched = (ps, fs) != (pl, fl)
     if matched and match == "error":
-        raise ValueError(f"smaller has {_describe(s_units)} and larger {_describe(l_units)}: the random baseline "
+        raise ValueError(f"smaller has {sides[0].describe()} and larger {sides[1].describe()}: the random baseline "
                          f"needs the same design on both sides (Lemma 1); pass match='subsample' to compare both "
-                         f"on {2 * (min(us, ul) // 2)} units x {min(rs, rl)} run(s)")
-    use_units, use_runs = 2 * (min(us, ul) // 2), min(rs, rl)
+                         f"on {2 * (min(ps, pl) // 2)} units x {min(fs, fl)} run(s)")
+    use_units, use_runs = 2 * (min(ps, pl) // 2), min(fs, fl)
     if runs_per_unit is not None:
         if not 1 <= runs_per_unit <= use_runs:
             raise ValueError(f"runs_per_unit: expected 1..{use_runs} (runs per unit available), found {runs_per_unit}")
         use_runs = runs_per_unit
     if use_units < 2:
         raise ValueError("needs at least 2 units on each side to form the random baseline's halves")
-    binary = s_units.binary and l_units.binary
-    rigorous = binary and use_runs == 1
-    # With all runs of each unit compared, only unit means matter: work on (N, U) instead of (N, U * R).
-    sides = [_Side(u.values.mean(axis=2, keepdims=True) if use_runs == u.values.shape[2] else u.values, binary)
-             for u in (s_units, l_units)]
-    pats = [_patterns(sd.n_units, sd.n_runs, use_units, min(use_runs, sd.n_runs), n_patterns, rng) for sd in sides]
+    binary = all(np.isin(s.values, (0.0, 1.0)).all() for s in sides)
+    two_way = sides[0].two_way and sides[1].two_way
+    kind = "nested"  # also for one run per pretraining seed (F = 1): nothing to split on the finetuning axis
+    if two_way and seed_design == "crossed" and min(fs, fl) >= 2:
+        kind = "paired" if use_runs == 1 else "crossed"
+        if kind == "paired":
+            use_units = 2 * (min(use_units, fs, fl) // 2)
+    rigorous = binary and (use_runs == 1 or not two_way)
+    lcb_plan = _plan(kind, use_units, use_runs)
+    paper_plan = _plan("nested", 2 * (min(ps, pl) // 2), min(fs, fl) if runs_per_unit is None else runs_per_unit)
+    scale = _integer_scale([lcb_plan, paper_plan]) if binary else 1.0
+    flat = [s.values.reshape(n, -1).astype(np.float32 if binary else np.float64) for s in sides]
 
-    # The paper's estimate and curves: pattern 0 (units and runs in the given order), exact ECDFs.
-    first = [_coefficients(units[:1], runs[:1], sd.n_runs, sd.flat.shape[1]) for sd, (units, runs) in zip(sides, pats)]
-    d = rounded(sides[1].flat @ first[1][0][0] - sides[0].flat @ first[0][0][0])
-    b = rounded((sides[0].flat @ first[0][1][0] + sides[1].flat @ first[1][1][0]) / 2)
-    decay, t_decay, improve, t_improve, thresholds, count_d, count_b = _best_threshold(d, b)
+    # The paper's estimate and curves: its baseline, units and runs in the given order, exact ECDFs.
+    first = [_weights(s, paper_plan, *_first_selection(paper_plan), scale) for s in sides]
+    d = flat[1] @ first[1][0][0] - flat[0] @ first[0][0][0]
+    b = flat[0] @ first[0][1][0] + flat[1] @ first[1][1][0]
+    if binary:
+        d, b = np.rint(d), np.rint(b)  # integer sums over the common denominator: exact
+    else:
+        d, b = rounded(d), rounded(b)
+    thresholds, count_d, count_b = _exact_ecdf(d, b)
+    decay, t_decay, improve, t_improve = _best_threshold(thresholds, count_d, count_b, n)
 
     decay_lcb = improve_lcb = None
     if n_boot:
-        step = 1 / (2 * use_units * use_runs) if binary else _GRID_STEP  # the lattice of d and b, or a grid
-        d_fixed = all(sd.n_units == use_units and sd.n_runs == runs.shape[2] for sd, (_, runs) in zip(sides, pats))
-        observed = _pattern_gaps(*sides, pats[0][0], pats[1][0], pats[0][1], pats[1][1], n_patterns, step, d_fixed)[0]
-        chosen = []
-        for sd, (units, runs) in zip(sides, pats):
-            draws = rng.integers(0, sd.n_units, size=(n_boot, sd.n_units))
-            chosen.append((np.take_along_axis(np.repeat(draws, n_patterns, axis=0), np.tile(units, (n_boot, 1)), axis=1),
-                           np.tile(runs, (n_boot, 1, 1))))
-        boot = _pattern_gaps(*sides, chosen[0][0], chosen[1][0], chosen[0][1], chosen[1][1], n_patterns, step, d_fixed)
-        inflation = np.sqrt(min(us, ul) / (min(us, ul) - 1))
-        decay_lcb = _simultaneous_lcb(observed, boot, inflation, confidence)
-        improve_lcb = _simultaneous_lcb(-observed, -boot, inflation, confidence)
-
+        decay_lcb, improve_lcb = _lcbs(sides, flat, lcb_plan, kind, binary, scale, n_patterns, n_boot, confidence,
+                                       method, rng)
+    warning = None
+    if shared_runs:
+        warning = (f"{shared_runs} run(s) appear identically on both sides: copies are not independent runs, and they "
+                   f"inflate the paper's estimate (the baseline's halves share them, d does not)")
     return DecayBounds(
-        decay=decay, improve=improve, decay_threshold=t_decay, improve_threshold=t_improve,
+        decay=decay, improve=improve, decay_threshold=t_decay / scale, improve_threshold=t_improve / scale,
         decay_lcb=decay_lcb, improve_lcb=improve_lcb, confidence=confidence, n_boot=n_boot, n_patterns=n_patterns,
-        noise_smaller=s_units.noise, noise_larger=l_units.noise,
-        design_smaller=_describe(s_units), design_larger=_describe(l_units),
-        design=f"{use_units} units x {use_runs} run{'s' if use_runs != 1 else ''} per unit on each side",
-        matched=matched, rigorous=rigorous, shared_runs=shared_runs, n_instances=n,
-        thresholds=thresholds, ecdf_difference=count_d / n, ecdf_baseline=count_b / n, difference=d, baseline=b,
+        seed_design=seed_design, method=method, noise_smaller=sides[0].noise, noise_larger=sides[1].noise,
+        design_smaller=sides[0].describe(), design_larger=sides[1].describe(),
+        design=_describe_plan(lcb_plan, kind), matched=matched, rigorous=rigorous, shared_runs=shared_runs,
+        n_instances=n, warning=warning, thresholds=thresholds / scale, ecdf_difference=count_d / n,
+        ecdf_baseline=count_b / n, difference=d / scale, baseline=b / scale,
     )
 
 
-def _shared_runs(s_units: Units, l_units: Units) -> int:
+def _first_selection(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    units = np.arange(plan.n_units)[None]
+    runs = (np.arange(plan.n_units)[:, None] if plan.paired else np.broadcast_to(np.arange(plan.n_runs),
+                                                                                (plan.n_units, plan.n_runs)))[None]
+    return units, runs
+
+
+def _describe_plan(plan: _Plan, kind: str) -> str:
+    runs = f"{plan.n_runs} run{'s' if plan.n_runs != 1 else ''} per unit"
+    extra = {"crossed": "; baseline: diagonal blocks of seed halves", "paired": "; distinct finetuning seeds",
+             "nested": ""}[kind]
+    return f"{plan.n_units} units x {runs} on each side{extra}"
+
+
+def _lcbs(sides: list[_Side], flat: list[np.ndarray], plan: _Plan, kind: str, binary: bool, scale: float,
+          n_patterns: int, n_boot: int, confidence: float, method: str,
+          rng: np.random.Generator) -> tuple[float, float]:
+    """Decay and improve LCBs: gap curves on the observed data and on ``n_boot`` bootstrap replicates, each
+    averaged over ``n_patterns`` splits."""
+    n = flat[0].shape[0]
+    selections = [_selection(s, plan, n_patterns, rng) for s in sides]
+    columns = []  # per side: (units (B*M, U), runs (B*M, U, R)) for the observed data (B=1) and the replicates
+    for s, (units, runs) in zip(sides, selections):
+        n_p, n_f = s.shape
+        draws_p = np.vstack([np.arange(n_p)[None], rng.integers(0, n_p, size=(n_boot, n_p))])
+        resample_runs = kind in ("crossed", "paired")
+        draws_f = (np.vstack([np.arange(n_f)[None], rng.integers(0, n_f, size=(n_boot, n_f))]) if resample_runs
+                   else np.broadcast_to(np.arange(n_f), (n_boot + 1, n_f)))
+        rep_units = np.take_along_axis(np.repeat(draws_p, n_patterns, axis=0), np.tile(units, (n_boot + 1, 1)), axis=1)
+        rep_runs = np.repeat(draws_f, n_patterns, axis=0)[np.arange((n_boot + 1) * n_patterns)[:, None, None],
+                                                          np.tile(runs, (n_boot + 1, 1, 1))]
+        columns.append((rep_units, rep_runs))
+    keep = _informative(flat, binary)
+    data = [f[keep] for f in flat]
+    fixed = _fixed_gap(flat, keep, binary, scale, n)
+    step = 1.0 if binary else _GRID_STEP
+    lo, hi = (-scale, scale) if binary else (-1.0, 1.0)
+    grid = np.arange(round((hi - lo) / step) + 1) * step + lo
+    d_fixed = all(plan.mean.size == s.shape[0] * s.shape[1] and kind != "paired" and plan.n_units == s.shape[0]
+                  for s in sides)
+    if method == "split":
+        return _split_lcbs(sides, flat, columns, plan, binary, scale, n_patterns, n_boot, confidence, grid, lo, step,
+                           rng, n)
+    gaps = _gap_curves(sides, data, columns, plan, n_patterns, binary, scale, lo, step, grid.size, d_fixed) / n + fixed
+    observed, boot = gaps[0], gaps[1:]
+    inflation = np.sqrt(plan.n_units / (plan.n_units - 1)) if plan.n_units > 1 else 1.0
+    negative, positive = grid < 0, grid > 0
+    return (_simultaneous_lcb(observed[negative], boot[:, negative], inflation, confidence),
+            _simultaneous_lcb(-observed[positive], -boot[:, positive], inflation, confidence))
+
+
+def _informative(flat: list[np.ndarray], binary: bool) -> np.ndarray:
+    """Instances whose gap contribution can vary: 0/1 instances constant on each side give the same d and b = 0
+    in every column, so their contribution is added once (:func:`_fixed_gap`)."""
+    if not binary:
+        return np.ones(flat[0].shape[0], dtype=bool)
+    constant = [(f.min(axis=1) == f.max(axis=1)) for f in flat]
+    return ~(constant[0] & constant[1])
+
+
+def _fixed_gap(flat: list[np.ndarray], keep: np.ndarray, binary: bool, scale: float, n: int) -> np.ndarray | float:
+    """The gap curve of the instances left out by :func:`_informative` (d = c_L - c_S, b = 0), on the integer
+    grid -D..D."""
+    if not binary or keep.all():
+        return 0.0
+    grid = np.arange(-scale, scale + 1)
+    d = (flat[1][~keep, 0] - flat[0][~keep, 0]) * scale
+    return ((d[:, None] <= grid).sum(axis=0) - (0 <= grid) * int((~keep).sum())) / n
+
+
+def _gap_curves(sides, data, columns, plan, n_patterns, binary, scale, lo, step, width, d_fixed) -> np.ndarray:
+    """Gap curves (columns // n_patterns, T) in counts, averaged over each replicate's patterns."""
+    n = data[0].shape[0]
+    n_cols = columns[0][0].shape[0]
+    chunk = max(n_patterns, (_CHUNK_CELLS // max(n, 1)) // n_patterns * n_patterns)
+    out = []
+    for start in range(0, n_cols, chunk):
+        sl = slice(start, start + chunk)
+        w = [_weights(s, plan, units[sl], runs[sl], scale) for s, (units, runs) in zip(sides, columns)]
+        if d_fixed:  # every pattern uses every cell: d is the replicate's, the same for all its patterns
+            d = data[1] @ w[1][0][::n_patterns].T - data[0] @ w[0][0][::n_patterns].T
+        else:
+            d = data[1] @ w[1][0].T - data[0] @ w[0][0].T
+        b = data[0] @ w[0][1].T + data[1] @ w[1][1].T
+        count_d = _counts(d, lo, step, width, binary)
+        count_b = _counts(b, lo, step, width, binary).reshape(-1, n_patterns, width).mean(axis=1)
+        if not d_fixed:
+            count_d = count_d.reshape(-1, n_patterns, width).mean(axis=1)
+        out.append(count_d - count_b)
+    return np.concatenate(out)
+
+
+def _counts(x: np.ndarray, lo: float, step: float, width: int, binary: bool) -> np.ndarray:
+    """(C, T) counts of each column of ``x`` (N, C) at or below each grid point lo, lo + step, ...: exact for
+    integer numerators; for probabilities the first grid point >= x (after rounding off float noise)."""
+    offsets = np.arange(x.shape[1], dtype=x.dtype) * width
+    if binary:  # integer-valued floats (exact below 2**24): shift and convert once
+        codes = (x + (offsets - lo)).astype(np.intp)
+    else:
+        codes = np.ceil(np.round((x - lo) / step, 3)).astype(np.intp) + offsets.astype(np.intp)
+    return np.cumsum(np.bincount(codes.ravel(), minlength=x.shape[1] * width).reshape(-1, width), axis=1)
+
+
+def _simultaneous_lcb(observed: np.ndarray, boot: np.ndarray, inflation: float, confidence: float) -> float:
+    """max_t [G(t) - c q s*(t)]: q is the ``confidence`` quantile over replicates of max_t (G* - mu*) / s*."""
+    centre, spread = boot.mean(axis=0), boot.std(axis=0, ddof=1)
+    live = spread > 0
+    if not live.any():
+        return 0.0
+    z = ((boot[:, live] - centre[live]) / spread[live]).max(axis=1)
+    q = float(np.quantile(z, confidence, method="higher"))
+    return float(max(0.0, (observed[live] - inflation * q * spread[live]).max()))
+
+
+def _split_lcbs(sides, data, columns, plan, binary, scale, n_patterns, n_boot, confidence, grid, lo, step, rng,
+                n) -> tuple[float, float]:
+    """Cross-fitted LCBs: thresholds chosen on one random half of the instances, the gap measured at them on the
+    other half, both ways and added up; a one-sided bootstrap bound at those fixed thresholds."""
+    halves = rng.permutation(n) < n // 2
+    inflation = np.sqrt(plan.n_units / (plan.n_units - 1)) if plan.n_units > 1 else 1.0
+    curves = []
+    for half in (halves, ~halves):
+        part = [x[half] for x in data]
+        curves.append(_gap_curves(sides, part, columns, plan, n_patterns, binary, scale, lo, step, grid.size, False) / n)
+    out = []
+    for sign, allowed in ((1, grid < 0), (-1, grid > 0)):
+        values = []
+        for chooser, measured in ((curves[0], curves[1]), (curves[1], curves[0])):
+            masked = np.where(allowed, sign * chooser[0], -np.inf)
+            t = int(np.argmax(masked))
+            values.append(sign * measured[:, t])
+        total = values[0] + values[1]  # the gap of the whole evaluation set at the two chosen thresholds
+        observed, boot = total[0], total[1:]
+        spread = boot.std(ddof=1)
+        if spread == 0:
+            out.append(float(max(0.0, observed)))
+            continue
+        q = float(np.quantile((boot - boot.mean()) / spread, confidence, method="higher"))
+        out.append(float(max(0.0, observed - inflation * q * spread)))
+    return out[0], out[1]
+
+
+def _shared_runs(small: _Side, large: _Side) -> int:
     """How many distinct runs appear identically on both sides. When all of one side's (at least 2 distinct) runs
     do, the sides are refused: a model compared with itself or with a copy. Constant runs (all right or all
-    wrong) are not counted, and identical 0/1 runs can be chance (small or easy evaluation sets, models that
-    always predict one class), so a few shared runs are only reported."""
-    def fingerprints(units: Units) -> dict[bytes, tuple[int, int]]:
+    wrong) are not counted."""
+    def fingerprints(side: _Side) -> dict[bytes, tuple[int, int]]:
         out = {}
-        for u in range(units.n_units):
-            for r in range(units.values.shape[2]):
-                col = units.values[:, u, r]
+        for u in range(side.shape[0]):
+            for r in range(side.shape[1]):
+                col = side.values[:, u, r]
                 if col.min() != col.max():
                     out.setdefault(np.ascontiguousarray(col).tobytes(), (u, r))
         return out
 
-    s_prints, l_prints = fingerprints(s_units), fingerprints(l_units)
+    s_prints, l_prints = fingerprints(small), fingerprints(large)
     shared = s_prints.keys() & l_prints.keys()
     if any(shared == side.keys() and len(side) >= 2 for side in (s_prints, l_prints)):
         (su, sr), (lu, lr) = s_prints[next(iter(shared))], l_prints[next(iter(shared))]
-        raise ValueError(f"every run of one side appears identically on the other (e.g. smaller {s_units.unit_name} "
-                         f"{su} run {sr} = larger {l_units.unit_name} {lu} run {lr}): a model compared with itself "
+        raise ValueError(f"every run of one side appears identically on the other (e.g. smaller {small.unit_name} "
+                         f"{su} run {sr} = larger {large.unit_name} {lu} run {lr}): a model compared with itself "
                          f"or a copy; the two sides must be different models")
     return len(shared)

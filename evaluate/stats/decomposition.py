@@ -10,17 +10,18 @@ import numpy as np
 from ._validate import as_scores
 
 Estimator = Literal["unbiased", "plugin"]
-
-_COMPONENTS = ("bias2", "pretrain_var", "finetune_var", "checkpoint_var")
+SeedDesign = Literal["crossed", "nested"]
 
 
 @dataclass(frozen=True)
 class Decomposition:
-    """Mean (over instances) loss and its components; per-instance values in ``per_instance``.
+    """Mean (over instances) loss and its components; per-instance values in ``instance_values``.
 
     ``loss = bias2 + pretrain_var + finetune_var (+ checkpoint_var)`` holds exactly, per instance.
-    ``checkpoint_var`` is ``None`` for 3-D input. ``instance_values`` maps ``loss`` and each component to its
-    per-instance array; ``per_instance`` (or :meth:`to_frame`) is the same as a pandas DataFrame.
+    ``checkpoint_var`` is ``None`` for 3-D input. ``finetune_shared_var`` (``seed_design="crossed"`` only) is the
+    part of ``finetune_var`` that a finetuning seed shares across pretrained models (run f of every pretrained
+    model): 0 in expectation when finetuning seeds are nested. ``instance_values`` maps ``loss`` and each component
+    to its per-instance array; ``per_instance`` (or :meth:`to_frame`) is the same as a pandas DataFrame.
     """
 
     loss: float
@@ -29,7 +30,9 @@ class Decomposition:
     finetune_var: float
     checkpoint_var: float | None
     estimator: Estimator
-    instance_values: dict[str, np.ndarray] = field(repr=False)
+    seed_design: str = "crossed"
+    finetune_shared_var: float | None = None
+    instance_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_frame(self):
         """Per-instance values as a pandas DataFrame (one column per entry of ``instance_values``)."""
@@ -48,7 +51,9 @@ class Decomposition:
             "pretrain_var": self.pretrain_var,
             "finetune_var": self.finetune_var,
             "checkpoint_var": self.checkpoint_var,
+            "finetune_shared_var": self.finetune_shared_var,
             "estimator": self.estimator,
+            "seed_design": self.seed_design,
         }
 
 
@@ -66,7 +71,24 @@ def _group_variance(means: np.ndarray, mean_var: np.ndarray | None, unbiased: bo
     return corrected
 
 
-def decompose(x: object, estimator: Estimator = "unbiased") -> Decomposition:
+def two_way_components(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Unbiased variance components of a two-way random-effects layout ``y`` (N, P, F), per instance:
+    :math:`y_{pf} = \mu + \alpha_p + \beta_f + \varepsilon_{pf}` with pretraining effects :math:`\alpha`, finetuning
+    effects :math:`\beta` shared by every pretrained model, and a residual :math:`\varepsilon` (their interaction and
+    anything else run-specific). From the mean squares,
+    :math:`\hat\sigma^2_\alpha = (MS_P - MS_E)/F`, :math:`\hat\sigma^2_\beta = (MS_F - MS_E)/P` and
+    :math:`\hat\sigma^2_\varepsilon = MS_E`. With nested finetuning seeds (nothing shared) :math:`\sigma^2_\beta = 0`
+    and the estimates stay unbiased."""
+    _, n_p, n_f = y.shape
+    rows, cols, grand = y.mean(axis=2), y.mean(axis=1), y.mean(axis=(1, 2))
+    ms_p = n_f * ((rows - grand[:, None]) ** 2).sum(axis=1) / (n_p - 1)
+    ms_f = n_p * ((cols - grand[:, None]) ** 2).sum(axis=1) / (n_f - 1)
+    residual = y - rows[:, :, None] - cols[:, None, :] + grand[:, None, None]
+    ms_e = (residual**2).sum(axis=(1, 2)) / ((n_p - 1) * (n_f - 1))
+    return (ms_p - ms_e) / n_f, (ms_f - ms_e) / n_p, ms_e
+
+
+def decompose(x: object, estimator: Estimator = "unbiased", seed_design: SeedDesign = "crossed") -> Decomposition:
     r"""Decompose the expected squared loss of each instance across the randomness of a training recipe.
 
     Estimates, for every instance :math:`i` and then averaged over instances,
@@ -83,15 +105,19 @@ def decompose(x: object, estimator: Estimator = "unbiased") -> Decomposition:
     ----------
     x
         ``(n_instances, n_pretrain, n_finetune)`` or ``(n_instances, n_pretrain, n_finetune, n_checkpoints)``,
-        values in [0, 1]; every axis after the first needs >= 2 entries for the unbiased estimator.
+        values in [0, 1]; every axis after the first needs >= 2 entries for the unbiased estimators.
     estimator
-        ``"unbiased"`` (default): Theorem 2 applied recursively. Each variance is the sample variance (ddof=1)
-        of the group means minus the mean estimated variance of those means, so it is unbiased for the
-        variance of the *expected* group means; it corrects the upward bias that finetuning (and checkpoint)
-        noise adds to the spread of per-seed means. ``Bias2 = (1 - c_bar)^2 - Var_hat(c_bar)`` with
-        ``Var_hat(c_bar)`` the unbiased variance of the grand mean. Per-instance values can be negative;
-        the means are unbiased. ``"plugin"``: population variances of the empirical distribution and
+        ``"unbiased"`` (default) or ``"plugin"``: population variances of the empirical distribution and
         ``Bias2 = (1 - c_bar)^2`` (biased: PretVar up, FineVar down), for comparison.
+    seed_design
+        For ``"unbiased"``: ``"crossed"`` (default; unbiased whether finetuning seeds are crossed with pretraining
+        seeds or nested in them) treats the run means :math:`y_{pf} = \mathbb{E}_E c` as a two-way layout
+        (:func:`two_way_components`): ``PretVar`` = :math:`\hat\sigma^2_\alpha`, ``FineVar`` =
+        :math:`\hat\sigma^2_\beta + \hat\sigma^2_\varepsilon - \widehat{\mathrm{CkptVar}}/E` (a finetuning seed's effect
+        shared across pretrained models, ``finetune_shared_var``, plus its interaction with the pretrained model),
+        ``CkptVar`` the mean within-run sample variance over checkpoints. ``"nested"`` (runs of different
+        pretrained models share nothing): Theorem 2 applied recursively, lower variance when the design is nested;
+        with crossed seeds its PretVar is biased by :math:`-\sigma^2_\beta / F` (it can turn negative).
 
     Returns
     -------
@@ -99,15 +125,17 @@ def decompose(x: object, estimator: Estimator = "unbiased") -> Decomposition:
 
     Notes
     -----
-    Three-source estimators (appendix H, last checkpoint), with ``c_jk`` for pretraining seed j in [P] and
-    finetuning seed k in [F]: ``c_bar_j = mean_k c_jk``, ``s2_j = var_k(c_jk, ddof=1)``,
-    ``FineVar = mean_j s2_j``, ``PretVar = var_j(c_bar_j, ddof=1) - mean_j s2_j / F``,
-    ``Bias2 = (1 - c_bar)^2 - var_j(c_bar_j, ddof=1) / P``. With checkpoints the same rule is applied one
-    level deeper. The identity ``loss = sum of components`` is checked per instance.
+    Nested estimators (appendix H, last checkpoint), with ``c_jk`` for pretraining seed j in [P] and finetuning
+    seed k in [F]: ``c_bar_j = mean_k c_jk``, ``s2_j = var_k(c_jk, ddof=1)``, ``FineVar = mean_j s2_j``,
+    ``PretVar = var_j(c_bar_j, ddof=1) - mean_j s2_j / F``. With checkpoints the same rule is applied one level
+    deeper. In both designs ``Bias2`` is the loss minus the variance components, which equals the unbiased
+    :math:`(1 - \bar c)^2 - \widehat{\mathrm{Var}}(\bar c)` (crossed: :math:`\widehat{\mathrm{Var}}(\bar y) = (MS_P +
+    MS_F - MS_E)/(PF)`), so ``loss = sum of components`` holds exactly per instance.
 
     References
     ----------
-    Zhong, Ghosh, Klein & Steinhardt (2021), Sec. 6 and App. H (Theorem 2).
+    Zhong, Ghosh, Klein & Steinhardt (2021), Sec. 6 and App. H (Theorem 2); two-way random-effects ANOVA (e.g.
+    Searle, Casella & McCulloch, Variance Components, 1992, ch. 4).
 
     Examples
     --------
@@ -119,6 +147,8 @@ def decompose(x: object, estimator: Estimator = "unbiased") -> Decomposition:
     """
     if estimator not in ("unbiased", "plugin"):
         raise ValueError(f"estimator: expected 'unbiased' or 'plugin', found {estimator!r}")
+    if seed_design not in ("crossed", "nested"):
+        raise ValueError(f"seed_design: expected 'crossed' or 'nested', found {seed_design!r}")
     x = as_scores(x, ndims=(3, 4))
     unbiased = estimator == "unbiased"
     if unbiased and min(x.shape[1:]) < 2:
@@ -138,30 +168,33 @@ def decompose(x: object, estimator: Estimator = "unbiased") -> Decomposition:
     else:
         run_means, run_mean_var, checkpoint_var = x, None, None
 
-    n_finetune = run_means.shape[2]
-    seed_means = run_means.mean(axis=2)  # (N, P)
-    finetune_var_of_seed = _group_variance(run_means, run_mean_var, unbiased)  # (N, P)
-    finetune_var = finetune_var_of_seed.mean(axis=1)
+    shared = None
+    if unbiased and seed_design == "crossed":
+        pretrain_var, shared, residual = two_way_components(run_means)
+        finetune_var = shared + residual - (checkpoint_var / x.shape[3] if has_ckpt else 0.0)
+    else:
+        n_finetune = run_means.shape[2]
+        seed_means = run_means.mean(axis=2)  # (N, P)
+        finetune_var = _group_variance(run_means, run_mean_var, unbiased).mean(axis=1)
+        # Var_hat of a seed mean = sample variance of its run means / F (unbiased for the full within-seed noise).
+        seed_mean_var = run_means.var(axis=2, ddof=1) / n_finetune if unbiased else None
+        pretrain_var = _group_variance(seed_means, seed_mean_var, unbiased)
 
-    n_pretrain = seed_means.shape[1]
-    # Var_hat of a seed mean = sample variance of its run means / F (unbiased for the full within-seed noise).
-    seed_mean_var = run_means.var(axis=2, ddof=1) / n_finetune if unbiased else None
-    pretrain_var = _group_variance(seed_means, seed_mean_var, unbiased)
-
-    grand_mean = seed_means.mean(axis=1)
-    bias2 = (1.0 - grand_mean) ** 2
-    if unbiased:
-        bias2 = bias2 - seed_means.var(axis=1, ddof=1) / n_pretrain
-
-    parts = {"bias2": bias2, "pretrain_var": pretrain_var, "finetune_var": finetune_var}
+    parts = {"pretrain_var": pretrain_var, "finetune_var": finetune_var}
     if has_ckpt:
         parts["checkpoint_var"] = checkpoint_var
-    total = np.sum(list(parts.values()), axis=0)
-    if not np.allclose(total, loss, rtol=0, atol=1e-9):
-        worst = int(np.argmax(np.abs(total - loss)))
-        raise AssertionError(f"decomposition invariant broken at instance {worst}: loss {loss[worst]} != sum {total[worst]}")
-
-    values = {"loss": loss, **parts}
+    if unbiased:
+        bias2 = loss - np.sum(list(parts.values()), axis=0)  # = (1 - c_bar)^2 - Var_hat(c_bar), see Notes
+    else:
+        bias2 = (1.0 - run_means.mean(axis=(1, 2))) ** 2
+        total = bias2 + np.sum(list(parts.values()), axis=0)
+        if not np.allclose(total, loss, rtol=0, atol=1e-9):
+            worst = int(np.argmax(np.abs(total - loss)))
+            raise AssertionError(f"decomposition invariant broken at instance {worst}: loss {loss[worst]} != sum "
+                                 f"{total[worst]}")
+    values = {"loss": loss, "bias2": bias2, **parts}
+    if shared is not None:
+        values["finetune_shared_var"] = shared
     means = {k: float(v.mean()) for k, v in values.items()}
     return Decomposition(
         loss=means["loss"],
@@ -170,5 +203,7 @@ def decompose(x: object, estimator: Estimator = "unbiased") -> Decomposition:
         finetune_var=means["finetune_var"],
         checkpoint_var=means["checkpoint_var"] if has_ckpt else None,
         estimator=estimator,
+        seed_design=seed_design if unbiased else "nested",
+        finetune_shared_var=means.get("finetune_shared_var"),
         instance_values=values,
     )

@@ -8,9 +8,11 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
-from ._validate import as_scores, as_units, check_same_instances
+from ._validate import as_scores, as_units, check_same_instances, last_checkpoint
+from .decomposition import two_way_components
 
 Correlation = Literal["pearson", "spearman"]
+SeedDesign = Literal["crossed", "nested"]
 _MIN_BUCKET = 3
 
 
@@ -28,6 +30,7 @@ class Momentum:
     correlation: Correlation
     noise_correction: bool
     bucket_edges: np.ndarray = field(repr=False)
+    seed_design: str = "nested"
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -37,6 +40,7 @@ class Momentum:
             "bucket_edges": self.bucket_edges.tolist(),
             "correlation": self.correlation,
             "noise_correction": self.noise_correction,
+            "seed_design": self.seed_design,
         }
 
 
@@ -53,6 +57,15 @@ def _mean_and_noise(units_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unit_means.mean(axis=1), noise
 
 
+def _block_mean_and_noise(x: np.ndarray, components: tuple, seeds: slice, runs: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of one block (pretraining seeds x finetuning seeds) of a two-way layout (N, P, F) and the variance of
+    that mean, from the size's unbiased two-way components: sigma2_a / a + sigma2_b / f + sigma2_e / (a f)."""
+    block = x[:, seeds, runs]
+    a, f = block.shape[1], block.shape[2]
+    pretrain, shared, residual = components
+    return block.mean(axis=(1, 2)), pretrain / a + shared / f + residual / (a * f)
+
+
 def _corr(d1: np.ndarray, d2: np.ndarray, kind: Correlation, noise1: np.ndarray | None, noise2: np.ndarray | None) -> float:
     """Correlation of d1 and d2; disattenuated by the mean noise variances when they are given."""
     if d1.size < _MIN_BUCKET:
@@ -63,12 +76,20 @@ def _corr(d1: np.ndarray, d2: np.ndarray, kind: Correlation, noise1: np.ndarray 
         if d1.std() == 0 or d2.std() == 0:
             return float("nan")
         return float(np.corrcoef(d1, d2)[0, 1])
+    return _ratio(_moments(d1, d2, noise1, noise2))
+
+
+def _moments(d1: np.ndarray, d2: np.ndarray, noise1: np.ndarray, noise2: np.ndarray) -> np.ndarray:
+    """(Cov(d1, d2), Var(d1) - mean noise1, Var(d2) - mean noise2): unbiased for the true differences' moments."""
     cov = np.cov(d1, d2, ddof=1)
-    var1 = cov[0, 0] - noise1.mean()
-    var2 = cov[1, 1] - noise2.mean()
-    if var1 <= 0 or var2 <= 0:
+    return np.array([cov[0, 1], cov[0, 0] - noise1.mean(), cov[1, 1] - noise2.mean()])
+
+
+def _ratio(moments: np.ndarray) -> float:
+    cov, var1, var2 = moments
+    if not (var1 > 0 and var2 > 0):
         return float("nan")
-    return float(cov[0, 1] / np.sqrt(var1 * var2))
+    return float(cov / np.sqrt(var1 * var2))
 
 
 def _by_bucket(
@@ -95,6 +116,7 @@ def momentum(
     correlation: Correlation = "pearson",
     noise_correction: bool = False,
     buckets: int = 10,
+    seed_design: SeedDesign = "crossed",
 ) -> Momentum:
     r"""Correlation between successive instance-level gains (Zhong et al. 2021, Sec. 5, App. G).
 
@@ -123,11 +145,22 @@ def momentum(
     corrected per-bucket values are noisy and can fall outside [-1, 1]. Spearman with correction ranks the noisy values and then applies the same disattenuation; it is only
     approximate.
 
+    With ``seed_design="crossed"`` (default, for ``(N, P, F)`` input with F >= 2 on every size) the halves split
+    the finetuning seeds as well: d1 from the block (first half of the pretraining seeds) x (first half of the
+    finetuning seeds) of the smaller and middle sizes, d2 from the block (second half) x (second half) of the middle
+    and larger sizes, so that a finetuning seed shared by every pretrained model (run f of each, crossed seeds), or
+    by the same seed index of different sizes, never enters both; each block mean's noise variance comes from the
+    size's two-way variance components (:func:`instdecay.evaluate.stats.decomposition.two_way_components`). Buckets
+    then come from a third block (thirds of both axes: P >= 3 and F >= 3). ``"nested"``: halves of the pretraining
+    seeds with all their runs (more instances of noise averaged away when runs of different pretrained models
+    share nothing).
+
     Parameters
     ----------
     smaller, middle, larger
         Scores on the same instances, ``(N, P, F)``, ``(N, P, F, E)`` (last checkpoint) or ``(N, U)``. With
-        ``noise_correction`` the middle size needs >= 4 units (>= 6 for ``by_bucket``) and the others >= 2.
+        ``noise_correction`` the middle size needs >= 4 units (>= 6 for ``by_bucket``) and the others >= 2; with
+        crossed seeds every size needs P >= 2 and F >= 2 (P >= 3 and F >= 3 for ``by_bucket``).
     correlation
         ``"pearson"`` (the paper's Table 12) or ``"spearman"``.
     buckets
@@ -147,6 +180,14 @@ def momentum(
         raise ValueError(f"correlation: expected 'pearson' or 'spearman', found {correlation!r}")
     if not isinstance(buckets, (int, np.integer)) or buckets < 1:
         raise ValueError(f"buckets: expected a positive integer, found {buckets!r}")
+    if seed_design not in ("crossed", "nested"):
+        raise ValueError(f"seed_design: expected 'crossed' or 'nested', found {seed_design!r}")
+    if noise_correction and seed_design == "crossed":
+        grids = [last_checkpoint(as_scores(x, name)) for name, x in
+                 (("smaller", smaller), ("middle", middle), ("larger", larger))]
+        if all(g.ndim == 3 and g.shape[1] >= 2 and g.shape[2] >= 2 for g in grids):
+            check_same_instances(smaller=grids[0], middle=grids[1], larger=grids[2])
+            return _crossed_momentum(grids, correlation, buckets)
     units = {name: as_units(as_scores(x, name), name) for name, x in
              (("smaller", smaller), ("middle", middle), ("larger", larger))}
     check_same_instances(**{k: u.values for k, u in units.items()})
@@ -193,4 +234,49 @@ def momentum(
         correlation=correlation,
         noise_correction=noise_correction,
         bucket_edges=np.arange(buckets + 1) / buckets,
+        seed_design="nested" if noise_correction else "any",
     )
+
+
+def _crossed_momentum(grids: list[np.ndarray], correlation: Correlation, buckets: int) -> Momentum:
+    """Noise-corrected momentum from disjoint blocks of pretraining x finetuning seeds (see :func:`momentum`): the
+    moments are averaged over every assignment of the halves (thirds) to d1, d2 (and the bucket), then divided."""
+    small, mid, large = grids
+    n_p = min(g.shape[1] for g in grids)
+    n_f = min(g.shape[2] for g in grids)
+    components = [two_way_components(g) for g in grids]
+
+    def differences(first: tuple[slice, slice], second: tuple[slice, slice]):
+        m1, n_m1 = _block_mean_and_noise(mid, components[1], *first)
+        s1, n_s1 = _block_mean_and_noise(small, components[0], *first)
+        m2, n_m2 = _block_mean_and_noise(mid, components[1], *second)
+        l2, n_l2 = _block_mean_and_noise(large, components[2], *second)
+        if correlation == "spearman":  # ranks of the noisy differences, then the same disattenuation (approximate)
+            return stats.rankdata(m1 - s1), stats.rankdata(l2 - m2), n_m1 + n_s1, n_m2 + n_l2
+        return m1 - s1, l2 - m2, n_m1 + n_s1, n_m2 + n_l2
+
+    def parts(k: int, j: int) -> tuple[list[slice], list[slice]]:
+        return [slice(a * k, (a + 1) * k) for a in range(n_p // k)], [slice(b * j, (b + 1) * j) for b in range(n_f // j)]
+
+    seeds, runs = parts(n_p // 2, n_f // 2)
+    overall = _ratio(np.mean([_moments(*differences((seeds[i], runs[j]), (seeds[1 - i], runs[1 - j])))
+                              for i in (0, 1) for j in (0, 1)], axis=0))
+    by_bucket = np.full(buckets, np.nan)
+    bucket_counts = np.bincount(_bucket_index(mid.mean(axis=(1, 2)), buckets), minlength=buckets)
+    if n_p >= 3 and n_f >= 3:
+        seeds, runs = parts(n_p // 3, n_f // 3)
+        sums, counts = np.zeros((buckets, 3)), np.zeros(buckets)
+        for a in range(3):
+            for b in range(3):
+                d1, d2, noise1, noise2 = differences((seeds[a], runs[b]), (seeds[(a + 1) % 3], runs[(b + 1) % 3]))
+                bucket = _bucket_index(mid[:, seeds[(a + 2) % 3], runs[(b + 2) % 3]].mean(axis=(1, 2)), buckets)
+                if a == b == 0:
+                    bucket_counts = np.bincount(bucket, minlength=buckets)
+                for k in range(buckets):  # a loop over buckets, not instances
+                    sel = bucket == k
+                    if sel.sum() >= _MIN_BUCKET:
+                        sums[k] += _moments(d1[sel], d2[sel], noise1[sel], noise2[sel])
+                        counts[k] += 1
+        by_bucket = np.array([_ratio(sums[k] / counts[k]) if counts[k] else np.nan for k in range(buckets)])
+    return Momentum(overall=overall, by_bucket=by_bucket, bucket_counts=bucket_counts, correlation=correlation,
+                    noise_correction=True, bucket_edges=np.arange(buckets + 1) / buckets, seed_design="crossed")

@@ -75,13 +75,43 @@ def _per_unit(x: np.ndarray, name: str) -> Units:
     return as_units(x, name)
 
 
-def _t_interval(ua: Units, ub: Units, paired_seeds: bool) -> tuple[float, float]:
-    """Standard error and Welch-Satterthwaite df of delta from its variance components.
+def _mean_squares(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean squares (pretraining, finetuning, residual) of a two-way layout y (..., P, F)."""
+    n_p, n_f = y.shape[-2:]
+    rows, cols, grand = y.mean(axis=-1), y.mean(axis=-2), y.mean(axis=(-2, -1))
+    ms_p = n_f * ((rows - grand[..., None]) ** 2).sum(axis=-1) / (n_p - 1)
+    ms_f = n_p * ((cols - grand[..., None]) ** 2).sum(axis=-1) / (n_f - 1)
+    residual = y - rows[..., :, None] - cols[..., None, :] + grand[..., None, None]
+    return ms_p, ms_f, (residual**2).sum(axis=(-2, -1)) / ((n_p - 1) * (n_f - 1))
 
-    Seed part: the variance over units of each model's per-unit accuracy, over the number of units (with
-    ``paired_seeds``, of the per-seed differences). Instance part: the variance over instances of the
-    per-instance difference of mean scores, minus its seed noise (estimated from the per-instance spread of
-    the units around their accuracies, as in Theorem 2), over N; it carries no df (N is large)."""
+
+def _crossed_seed_part(values: np.ndarray) -> tuple[tuple[float, float], float]:
+    """Seed variance (with Satterthwaite df) of a model's mean accuracy, and the mean per-instance seed noise, for
+    runs (N, P, F) whose finetuning seeds may be crossed with the pretraining seeds: Var(mean) = sigma2_a / P +
+    sigma2_b / F + sigma2_e / (P F) = (MS_P + MS_F - MS_E) / (P F) from the run accuracies' mean squares."""
+    n_p, n_f = values.shape[1:]
+    ms = _mean_squares(values.mean(axis=0))
+    variance = (ms[0] + ms[1] - ms[2]) / (n_p * n_f)
+    dfs = (n_p - 1, n_f - 1, (n_p - 1) * (n_f - 1))
+    terms = [(m / (n_p * n_f)) ** 2 / df for m, df in zip(ms, dfs)]
+    if variance <= 0:  # the sampling error of a difference of mean squares: fall back to the pretraining part
+        variance, df = ms[0] / (n_p * n_f), n_p - 1
+    else:
+        df = variance**2 / sum(terms) if sum(terms) > 0 else np.inf
+    per_instance = _mean_squares(values)
+    noise = ((per_instance[0] + per_instance[1] - per_instance[2]) / (n_p * n_f)).mean()
+    return (float(variance), float(df)), float(noise)
+
+
+def _t_interval(ua: Units, ub: Units, paired_seeds: bool, seed_design: str) -> tuple[float, float]:
+    """Standard error and degrees of freedom of delta from its variance components.
+
+    Seed part: the variance over units of each model's per-unit accuracy, over the number of units, with U - 1 df
+    (Welch-Satterthwaite across the two models); for runs (N, P, F) with ``seed_design="crossed"`` the two-way
+    variance of the mean accuracy (:func:`_crossed_seed_part`); with ``paired_seeds``, the variance of the per-seed
+    differences over U, with U - 1 df (Welch-Satterthwaite counted the instance part's infinite df in and
+    under-covered at 2-3 seeds). Instance part: the variance over instances of the per-instance difference of
+    mean scores, minus its seed noise (Theorem 2's correction), over N; it carries no df (N is large)."""
     ma, mb = ua.unit_means(), ub.unit_means()  # (N, U)
     n = ma.shape[0]
     x = mb.mean(axis=1) - ma.mean(axis=1)
@@ -92,13 +122,19 @@ def _t_interval(ua: Units, ub: Units, paired_seeds: bool) -> tuple[float, float]
         instance_noise = centred.var(axis=1, ddof=1).mean() / diff.shape[1]
     else:
         seed_parts, instance_noise = [], 0.0
-        for m in (ma, mb):
-            u = m.shape[1]
-            if u >= 2:
+        for unit, m in ((ua, ma), (ub, mb)):
+            u, runs = m.shape[1], unit.values.shape[2]
+            if seed_design == "crossed" and u >= 2 and runs >= 2 and unit.unit_name == "pretraining seed":
+                part, noise = _crossed_seed_part(unit.values)
+                seed_parts.append(part)
+                instance_noise += noise
+            elif u >= 2:
                 seed_parts.append((m.mean(axis=0).var(ddof=1) / u, u - 1))
                 instance_noise += (m - m.mean(axis=0)).var(axis=1, ddof=1).mean() / u
     instance_part = max(0.0, (x.var(ddof=1) - instance_noise) / n) if n >= 2 else 0.0
     variance = instance_part + sum(v for v, _ in seed_parts)
+    if paired_seeds:
+        return float(np.sqrt(variance)), float(seed_parts[0][1]) if seed_parts[0][1] > 0 else np.inf
     denominator = sum(v**2 / df for v, df in seed_parts)
     df = variance**2 / denominator if denominator > 0 else np.inf
     return float(np.sqrt(variance)), float(df)
@@ -149,6 +185,7 @@ def paired_bootstrap(
     interval: Interval = "t",
     resample: Resample = "seeds",
     paired_seeds: bool = False,
+    seed_design: Literal["crossed", "nested"] = "crossed",
     seed: SeedLike = 0,
 ) -> PairedComparison:
     r"""Compare the mean accuracy (or mean gold probability) of model B with model A, paired over instances.
@@ -162,9 +199,11 @@ def paired_bootstrap(
 u}\,\widehat{SE}` with
     :math:`\widehat{SE}^2 = s^2_A/U_A + s^2_B/U_B + V_{inst}` (``s^2``: variance of per-unit accuracies;
     with ``paired_seeds``, :math:`s^2_{B-A}/U` of per-seed differences) and :math:`V_{inst}` the instance
-    sampling variance with the seed noise removed (Theorem 2's correction), and Welch-Satterthwaite
-    :math:`
-u`. It holds with few seeds, where seed noise is estimated from few units (wide at 2 seeds).
+    sampling variance with the seed noise removed (Theorem 2's correction); :math:`\nu` is Welch-Satterthwaite's,
+    or U - 1 with ``paired_seeds``. With ``seed_design="crossed"`` (default) a model's seed part for runs
+    ``(N, P, F)`` is the two-way variance of its mean accuracy, :math:`(MS_P + MS_F - MS_E)/(PF)`, which also
+    counts a finetuning seed shared by every pretrained model (crossed seeds); ``"nested"`` uses the variance of
+    the per-pretraining-seed accuracies. It holds with few seeds (wide at 2 seeds).
 
     ``interval="percentile"``: the percentile interval of the multi-bootstrap (MultiBERTs, Sellam et al. 2022):
     each of ``n_boot`` replicates resamples the instances once, shared by both models, and each model's units
@@ -207,7 +246,9 @@ u`. It holds with few seeds, where seed noise is estimated from few units (wide 
     rng = check_rng(seed)
     acc_a, acc_b = float(ua.unit_means().mean()), float(ub.unit_means().mean())
     delta = acc_b - acc_a
-    se, df = _t_interval(ua, ub, paired_seeds)
+    if seed_design not in ("crossed", "nested"):
+        raise ValueError(f"seed_design: expected 'crossed' or 'nested', found {seed_design!r}")
+    se, df = _t_interval(ua, ub, paired_seeds, seed_design)
     alpha = 1 - confidence
     warning = None
     if min(ua.n_units, ub.n_units) < 2:

@@ -4,11 +4,13 @@ Model (logit scale), for instance i, size s, pretraining seed p, finetuning seed
 
     z[i, 0]   ~ N(base_logit, difficulty_sd^2)                  instance difficulty
     z[i, s]   = z[i, s-1] + step[s] + step_sd * eta[i, s]        eta AR(1) across steps with coefficient `momentum`
-    c[i,s,p,f,e] ~ Bernoulli(sigmoid(z[i,s] + a[s,p] + u[i,s,p] + v[i,s,p,f] + w[i,s,p,f,e]))
+    c[i,s,p,f,e] ~ Bernoulli(sigmoid(z[i,s] + a[s,p] + u[i,s,p] + h[i,s,f] + v[i,s,p,f] + w[i,s,p,f,e]))
 
 ``a`` is a pretraining-seed effect shared by all instances, ``u`` an instance-specific pretraining effect,
-``v`` the finetuning effect, ``w`` the checkpoint effect (all centred normal). Ground truth (expected
-accuracy and the variance components) is computed by Gauss-Hermite quadrature over these effects.
+``h`` a finetuning-seed effect shared by every pretrained model of the size (crossed finetuning seeds: run f of
+every pretrained model shares its head, data order and dropout; 0 by default, the nested design), ``v`` the
+finetuning effect, ``w`` the checkpoint effect (all centred normal). Ground truth (expected accuracy and the
+variance components) is computed by Gauss-Hermite quadrature over these effects.
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ class SimulatedLadder:
         return float(np.corrcoef(acc[:, m] - acc[:, s], acc[:, l_] - acc[:, m])[0, 1])
 
 
-def _truth(z: np.ndarray, sd_pretrain: float, sd_finetune: float, sd_ckpt: float, with_ckpt: bool) -> dict[str, np.ndarray]:
-    """Per-instance ground truth for logits ``z`` (N,) under normal seed effects."""
+def _truth(z: np.ndarray, sd_pretrain: float, sd_finetune: float, sd_ckpt: float, with_ckpt: bool,
+           sd_shared: float = 0.0) -> dict[str, np.ndarray]:
+    """Per-instance ground truth for logits ``z`` (N,) under normal seed effects (``sd_finetune`` all finetuning
+    noise, ``sd_shared`` of it the part shared across pretrained models)."""
     nodes, _ = hermegauss(_NODES)
     # g2[i, u, v] = E_w sigmoid(z + u + v + w); g1[i, u] = E_v g2.
     zu = z[:, None] + sd_pretrain * nodes[None, :]  # (N, U)
@@ -85,6 +89,11 @@ def _truth(z: np.ndarray, sd_pretrain: float, sd_finetune: float, sd_ckpt: float
         parts["checkpoint_var"] = _expect(_expect(g2 * (1 - g2)))
     else:
         parts["finetune_var"] = _expect(g1 - g1**2)  # Var of a Bernoulli with marginal prob g1(u)
+    # The shared finetuning effect's variance: Var_h E_{u,v,w} sigmoid(z + h + everything else).
+    rest = np.sqrt(max(sd_pretrain**2 + sd_finetune**2 - sd_shared**2 + (sd_ckpt**2 if with_ckpt else 0.0), 0.0))
+    zh = z[:, None] + sd_shared * nodes[None, :]
+    g = _expect(_sigmoid(zh[..., None] + rest * nodes))
+    parts["finetune_shared_var"] = _expect(g**2) - _expect(g) ** 2
     return {"accuracy": acc, **parts}
 
 
@@ -103,6 +112,7 @@ def simulate(
     pretrain_shared_sd: float = 0.1,
     pretrain_sd: float = 0.4,
     finetune_sd: float = 0.8,
+    finetune_shared_sd: float = 0.0,
     checkpoint_sd: float = 0.3,
     seed: SeedLike = 0,
     noise_seed: SeedLike | None = None,
@@ -113,7 +123,8 @@ def simulate(
     cumulative gain is negative truly decay. ``momentum`` is the AR(1) correlation of an instance's successive
     logit gains. With ``step=0, step_sd=0`` all sizes share the same truth (no instance truly decays).
     ``pretrain_sd`` is the instance-specific pretraining-seed effect, ``pretrain_shared_sd`` the part shared by
-    all instances of a seed; ``finetune_sd`` and ``checkpoint_sd`` likewise (logit scale).
+    all instances of a seed; ``finetune_sd`` and ``checkpoint_sd`` likewise (logit scale); ``finetune_shared_sd``
+    a finetuning-seed effect shared by every pretrained model of a size (crossed finetuning seeds).
     ``seed`` draws the instances (the ground truth); ``noise_seed``, when given, draws the seed effects and
     correctness separately, so repeated simulations can share one ground truth.
 
@@ -138,11 +149,12 @@ def simulate(
     scores, accuracy, components = {}, [], {}
     # The instance-specific pretraining effect u and the shared effect a are both pretraining-level noise.
     sd_pretrain = float(np.hypot(pretrain_sd, pretrain_shared_sd))
+    sd_finetune = float(np.hypot(finetune_sd, finetune_shared_sd))
     for k, name in enumerate(names):
         if k > 0:
             eta = momentum * eta + np.sqrt(1 - momentum**2) * rng.normal(size=n_instances)
             z = z + step + step_sd * eta
-        chunks = [_truth(z[i : i + _TRUTH_CHUNK], sd_pretrain, finetune_sd, checkpoint_sd, with_ckpt)
+        chunks = [_truth(z[i : i + _TRUTH_CHUNK], sd_pretrain, sd_finetune, checkpoint_sd, with_ckpt, finetune_shared_sd)
                   for i in range(0, n_instances, _TRUTH_CHUNK)]  # bounded memory for the quadrature grid
         truth = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
         accuracy.append(truth.pop("accuracy"))
@@ -152,6 +164,9 @@ def simulate(
         logit += noise.normal(0, pretrain_shared_sd, n_pretrain).reshape((1, -1) + (1,) * (len(shape) - 2))
         logit += noise.normal(0, pretrain_sd, shape[:2]).reshape(shape[:2] + (1,) * (len(shape) - 2))
         logit += noise.normal(0, finetune_sd, shape[:3]).reshape(shape[:3] + (1,) * (len(shape) - 3))
+        if finetune_shared_sd:
+            shared = noise.normal(0, finetune_shared_sd, (n_instances, 1, n_finetune))
+            logit += shared.reshape(shared.shape + (1,) * (len(shape) - 3))
         if with_ckpt:
             logit += noise.normal(0, checkpoint_sd, shape)
         scores[name] = (noise.random(shape) < _sigmoid(logit)).astype(np.float64)

@@ -63,9 +63,12 @@ def test_runs_per_unit_one_is_rigorous_on_the_same_target():
     x = (np.random.default_rng(0).random((50, 4, 3)) < 0.5).astype(float)
     y = (np.random.default_rng(1).random((50, 4, 3)) < 0.5).astype(float)
     assert not decay_bounds(x, y, n_boot=0).rigorous
-    r = decay_bounds(x, y, runs_per_unit=1, n_boot=0)
+    r = decay_bounds(x, y, runs_per_unit=1, n_boot=0, seed_design="nested")
     assert r.rigorous and r.design == "4 units x 1 run per unit on each side"
     np.testing.assert_allclose(r.difference, y[:, :, 0].mean(axis=1) - x[:, :, 0].mean(axis=1))
+    # crossed finetuning seeds: one run per pretraining seed from distinct finetuning seeds (at most 3 here, made even)
+    r = decay_bounds(x, y, runs_per_unit=1, n_boot=20)
+    assert r.rigorous and r.design == "2 units x 1 run per unit on each side; distinct finetuning seeds"
     with pytest.raises(ValueError, match="runs_per_unit"):
         decay_bounds(x, y, runs_per_unit=4)
 
@@ -183,3 +186,55 @@ def test_bh_bound_is_valid_on_simulated_ensembles():
         sim = simulate(1000, sizes=("s", "l"), n_pretrain=10, n_finetune=1, step=0.3, step_sd=1.5, seed=2, noise_seed=r)
         bounds.append(bh_decay_bound(sim.scores["s"][:, :, 0], sim.scores["l"][:, :, 0]).bound)
     assert 0 < np.mean(bounds) <= sim.true_decay("s", "l")
+
+
+def test_bh_refuses_runs_that_are_not_independent_units():
+    x = (np.random.default_rng(0).random((30, 4, 3)) < 0.5).astype(float)
+    with pytest.raises(ValueError, match="one independent 0/1 value per pretraining seed"):
+        bh_decay_bound(x, x[:, ::-1])
+    assert bh_decay_bound(x[:, :, 0], x[:, ::-1, 1]).n_instances == 30
+
+
+def test_shared_runs_inflate_the_paper_estimate_and_are_flagged():
+    """Sides that share some runs (copies): counted, and the result warns."""
+    sim = simulate(1500, sizes=("s", "l"), n_pretrain=4, n_finetune=1, step=0.0, step_sd=0.0, seed=0)
+    s, l_ = sim.scores["s"].copy(), sim.scores["l"].copy()
+    clean = decay_bounds(s, l_, n_boot=0)
+    l_[:, :2] = s[:, :2]  # two of the larger side's runs are copies of the smaller side's
+    r = decay_bounds(s, l_, n_boot=0)
+    assert r.shared_runs == 2 and "inflate" in r.warning and clean.warning is None
+
+
+def test_exact_paper_estimate_equals_integer_arithmetic():
+    """For 0/1 runs the paper's estimate is an integer comparison of sums: d and b on one lattice."""
+    def integer_estimate(a, b):
+        h = a.shape[1] // 2
+        a, b = a.astype(np.int64), b.astype(np.int64)
+        d = b.sum((1, 2)) - a.sum((1, 2))
+        base = (a[:, h:].sum((1, 2)) - a[:, :h].sum((1, 2))) + (b[:, h:].sum((1, 2)) - b[:, :h].sum((1, 2)))
+        t = np.unique(np.concatenate([d, base]))
+        gap = np.searchsorted(np.sort(d), t, side="right") - np.searchsorted(np.sort(base), t, side="right")
+        return max(gap.max(), 0) / len(d), max(-gap.min(), 0) / len(d)
+
+    for k in range(20):
+        rng = np.random.default_rng(k)
+        p = rng.random(2000)
+        a = (rng.random((2000, 10, 5)) < p[:, None, None]).astype(float)
+        q = np.clip(p + rng.normal(0, 0.1, 2000), 0, 1)
+        b = (rng.random((2000, 10, 5)) < q[:, None, None]).astype(float)
+        r = decay_bounds(a, b, n_boot=0)
+        assert (r.decay, r.improve) == integer_estimate(a, b), k
+
+
+def test_crossed_null_certifies_nothing_where_the_nested_baseline_does():
+    """Finetuning seed f shared by every pretrained model and nothing decays: the nested baseline's halves share
+    the finetuning seeds (the shared noise cancels in b, not in d) and certify decay; the crossed baseline does not."""
+    nested, crossed = [], []
+    for r in range(5):
+        sim = simulate(3000, sizes=("s", "l"), n_pretrain=10, n_finetune=5, step=0.0, step_sd=0.0, pretrain_sd=0.2,
+                       finetune_sd=0.3, finetune_shared_sd=1.0, seed=r)
+        s, l_ = sim.scores["s"], sim.scores["l"]
+        nested.append(decay_bounds(s, l_, seed_design="nested", n_boot=200, seed=r).decay_lcb)
+        crossed.append(decay_bounds(s, l_, n_boot=200, seed=r).decay_lcb)
+    assert np.mean(np.array(nested) > 0) >= 0.6
+    assert np.mean(np.array(crossed) > 0) <= 0.2

@@ -43,7 +43,7 @@ def test_noise_correction_recovers_true_correlation_where_naive_fails(true_momen
         sim = simulate(5000, sizes=("s", "m", "l"), n_pretrain=9, n_finetune=3, step_sd=0.8,
                        momentum=true_momentum, seed=3, noise_seed=r)
         a = momentum(*(sim.scores[k] for k in "sml"))
-        b = momentum(*(sim.scores[k] for k in "sml"), noise_correction=True)
+        b = momentum(*(sim.scores[k] for k in "sml"), noise_correction=True, seed_design="nested")
         naive.append(a.overall)
         corrected.append(b.overall)
         naive_b.append(a.by_bucket)
@@ -63,12 +63,32 @@ def test_noise_correction_recovers_true_correlation_where_naive_fails(true_momen
     assert err_corrected < 0.15 and err_naive > 2 * err_corrected
 
 
+@pytest.mark.parametrize("n_pretrain, n_finetune", [(4, 4), (10, 5)])
+def test_crossed_correction_is_unbiased_with_shared_finetuning_seeds(n_pretrain, n_finetune):
+    """Finetuning seed f shared by every pretrained model: the nested halves share it in d1 and d2 (biased); the
+    crossed blocks do not."""
+    crossed, nested = [], []
+    for r in range(12):
+        sim = simulate(5000, sizes=("s", "m", "l"), n_pretrain=n_pretrain, n_finetune=n_finetune, step_sd=0.8,
+                       momentum=0.5, finetune_shared_sd=0.6, seed=3, noise_seed=r)
+        x = [sim.scores[k] for k in "sml"]
+        crossed.append(momentum(*x, noise_correction=True).overall)
+        nested.append(momentum(*x, noise_correction=True, seed_design="nested").overall)
+    truth = sim.true_momentum("s", "m", "l")
+    assert abs(np.mean(crossed) - truth) < 0.05
+    assert np.mean(nested) < truth - 0.1
+
+
 def test_noise_correction_needs_enough_units():
     x = np.zeros((10, 3, 2))
     with pytest.raises(ValueError, match=">= 4 units"):
-        momentum(x, x, x, noise_correction=True)
-    r = momentum(x, np.zeros((10, 4, 2)) + 0.5, x + 1, noise_correction=True)
+        momentum(x, x, x, noise_correction=True, seed_design="nested")
+    with pytest.raises(ValueError, match=">= 4 units"):
+        momentum(x[:, :, :1], x[:, :, :1], x[:, :, :1], noise_correction=True)  # one run per seed: nested halves
+    r = momentum(x, np.zeros((10, 4, 2)) + 0.5, x + 1, noise_correction=True, seed_design="nested")
     assert np.isnan(r.by_bucket).all()  # 4 units: enough for halves, not for a bucketing third
+    r = momentum(x, np.zeros((10, 3, 2)) + 0.5, x + 1, noise_correction=True)
+    assert r.seed_design == "crossed" and np.isnan(r.by_bucket).all()  # 2 finetuning seeds: no third for buckets
 
 
 def test_bad_arguments():

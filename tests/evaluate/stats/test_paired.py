@@ -68,11 +68,42 @@ def test_t_interval_matches_its_components_by_hand():
     x = mb.mean(axis=1) - ma.mean(axis=1)
     noise = (ma - ma.mean(axis=0)).var(axis=1, ddof=1).mean() / 3 + (mb - mb.mean(axis=0)).var(axis=1, ddof=1).mean() / 4
     inst = max(0.0, (x.var(ddof=1) - noise) / 200)
-    r = paired_bootstrap(a, b)
+    r = paired_bootstrap(a, b, seed_design="nested")
     assert r.se == pytest.approx(np.sqrt(seed_a + seed_b + inst))
     assert r.df == pytest.approx((seed_a + seed_b + inst) ** 2 / (seed_a**2 / 2 + seed_b**2 / 3))
     half = stats.t.ppf(0.975, r.df) * r.se
     assert (r.ci_low, r.ci_high) == pytest.approx((r.delta - half, r.delta + half))
+
+
+def _two_way_variance(y):
+    """Var_hat of the grand mean of a (..., P, F) two-way layout, written out: (MS_P + MS_F - MS_E) / (P F)."""
+    p, f = y.shape[-2:]
+    rows, cols, g = y.mean(-1), y.mean(-2), y.mean((-2, -1))
+    ms_p = f * rows.var(axis=-1, ddof=1)
+    ms_f = p * cols.var(axis=-1, ddof=1)
+    ms_e = ((y - rows[..., None] - cols[..., None, :] + g[..., None, None]) ** 2).sum((-2, -1)) / ((p - 1) * (f - 1))
+    return (ms_p + ms_f - ms_e) / (p * f)
+
+
+def test_crossed_t_interval_matches_its_components_by_hand():
+    rng = np.random.default_rng(0)
+    a = rng.random((200, 3, 2)) + 0.3 * rng.random((200, 1, 2))  # a finetuning seed shared by every pretrained model
+    b = rng.random((200, 4, 2))
+    a, b = a / a.max(), b
+    seed_a, seed_b = _two_way_variance(a.mean(axis=0)), _two_way_variance(b.mean(axis=0))
+    noise = _two_way_variance(a).mean() + _two_way_variance(b).mean()
+    x = b.mean(axis=(1, 2)) - a.mean(axis=(1, 2))
+    inst = max(0.0, (x.var(ddof=1) - noise) / 200)
+    assert seed_a > 0 and seed_b > 0  # this draw has no negative variance estimate to fall back from
+    r = paired_bootstrap(a, b)
+    assert r.se == pytest.approx(np.sqrt(seed_a + seed_b + inst), rel=1e-9)
+    assert r.se != pytest.approx(paired_bootstrap(a, b, seed_design="nested").se, rel=1e-3)
+
+
+def test_paired_seeds_t_interval_has_seeds_minus_one_df():
+    rng = np.random.default_rng(2)
+    a, b = rng.random((300, 3, 2)), rng.random((300, 3, 2))
+    assert paired_bootstrap(a, b, paired_seeds=True).df == 2
 
 
 def test_paired_seeds_and_nested_resampling():
