@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from ..safe_read import UnsafeFile, regular_file
 from . import schema
 from .manifest import read_manifest, verify_file
 
@@ -74,14 +75,30 @@ def _predictions_table(folder: Path, manifest: dict, task: str, split: str, size
     paths = []
     for size in chosen:  # every size of the grid has a file per evaluation set: a missing one is an error
         rel = schema.predictions_path(task, split, size)
-        paths.append(verify_file(folder, rel, manifest) if verify else _existing(folder / rel))
+        paths.append(_checked(folder, rel, manifest, verify))
     dataset = pads.dataset([str(p) for p in paths], format="parquet", schema=schema.PREDICTIONS)
     return dataset.to_table(columns=columns, filter=_filter(None, pretrain_seeds, finetune_seeds, checkpoints))
 
 
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise ValueError(f"{path}: listed in the grid of {schema.MANIFEST_PATH} but missing")
+def _checked(folder: Path, rel: str, manifest: dict, verify: bool) -> Path:
+    """The path of a release file: a regular file (never a FIFO or device), its sha256 checked against the manifest
+    (unless ``verify=False``), and its row count equal to the manifest's."""
+    path = Path(folder) / rel
+    if verify:
+        verify_file(folder, rel, manifest)
+    else:
+        try:
+            regular_file(path)
+        except UnsafeFile as exc:
+            raise ValueError(f"{exc}; listed in {schema.MANIFEST_PATH}") from None
+    expected = manifest["files"].get(rel, {}).get("rows")
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0][:100]})") from None
+    if expected is not None and rows != expected:
+        raise ValueError(f"{path}: {rows:,} rows, {schema.MANIFEST_PATH} says {expected:,}: the file is not the one "
+                         f"the manifest describes")
     return path
 
 
@@ -98,19 +115,22 @@ def load_predictions(
     revision: str | None = None,
     output: Literal["pandas", "dataset", "arrow"] = "pandas",
     verify: bool = True,
+    manifest_sha256: str | None = None,
 ):
     """Prediction rows of one task and evaluation set (``split``), optionally filtered.
 
     Only the files of the chosen sizes are read (and, from the Hub, downloaded); seed and checkpoint filters
     are pushed down to the parquet reader. Each file's sha256 is checked against the manifest once per process
-    (``verify=False`` skips it). Returns a pandas DataFrame, a ``datasets.Dataset`` or an Arrow table.
+    (``verify=False`` skips it), and its row count against the manifest's. ``manifest_sha256`` pins the release:
+    any other manifest is refused (the hash is in the dataset card; pin a Hub release with ``revision=`` too).
+    Returns a pandas DataFrame, a ``datasets.Dataset`` or an Arrow table.
     """
     patterns = None
     if not Path(source).is_dir():
         chosen = ["*"] if sizes is None else ([sizes] if isinstance(sizes, str) else list(sizes))
         patterns = [schema.predictions_path(task, split, s) for s in chosen] + [schema.instances_path(task, split)]
     folder = resolve(source, revision, patterns)
-    table = _predictions_table(folder, read_manifest(folder), task, split, sizes, pretrain_seeds,
+    table = _predictions_table(folder, read_manifest(folder, manifest_sha256), task, split, sizes, pretrain_seeds,
                                finetune_seeds, checkpoints, list(columns) if columns else None, verify)
     if output == "arrow":
         return table
@@ -126,15 +146,15 @@ def load_predictions(
 
 def load_instances(source: str | Path, task: str, split: str | None = None, *, revision: str | None = None,
                    glue_dir: str | Path | None = None, text_from: str | Path | None = None,
-                   verify: bool = True) -> pd.DataFrame:
+                   verify: bool = True, manifest_sha256: str | None = None) -> pd.DataFrame:
     """The instances table of a task (one evaluation set if ``split`` is given), in the dataset's order.
 
     When the release ships without text, it is joined from ``text_from`` (the ``nyu-mll/glue`` dataset: a Hub id,
     or a local folder in its parquet layout) or ``glue_dir`` (a local GLUE folder: ``<glue_dir>/sst2/train.tsv``
-    ...); every joined row is checked against its ``instance_hash``.
+    ...); every joined row is checked against its ``instance_hash``. ``manifest_sha256`` pins the release.
     """
     folder = resolve(source, revision, None if Path(source).is_dir() else [schema.instances_path(task, split or "*")])
-    table = _instances_table(folder, read_manifest(folder), task, split, None, verify)
+    table = _instances_table(folder, read_manifest(folder, manifest_sha256), task, split, None, verify)
     df = table.to_pandas()
     if text_from is not None and df["text_a"].isna().any():
         from .glue import join_hub_text
@@ -152,7 +172,8 @@ class Tensor:
     """Scores of one size on one evaluation set, indexed ``[instance, pretrain seed, finetune seed(, checkpoint)]``.
 
     ``mask`` is True where a run exists; it is all True unless ``allow_missing=True`` let a grid with holes
-    through (missing cells are NaN in ``values``).
+    through (missing cells are NaN in ``values``). ``seed_design`` is the task's, from the manifest: ``nested``,
+    ``crossed`` or ``unknown`` (pass ``"nested"`` to the statistics' ``seed_design`` only when it says nested).
     """
 
     values: np.ndarray
@@ -162,6 +183,7 @@ class Tensor:
     checkpoints: np.ndarray
     value: str
     mask: np.ndarray = field(repr=False)
+    seed_design: str = "unknown"
 
 
 def _instances_table(folder: Path, manifest: dict, task: str, split: str | None, columns, verify: bool) -> pa.Table:
@@ -169,8 +191,7 @@ def _instances_table(folder: Path, manifest: dict, task: str, split: str | None,
     entry = _task_entry(manifest, task, split)
     tables = []
     for eval_set in [split] if split is not None else list(entry["eval_sets"]):
-        rel = schema.instances_path(task, eval_set)
-        path = verify_file(folder, rel, manifest) if verify else _existing(folder / rel)
+        path = _checked(folder, schema.instances_path(task, eval_set), manifest, verify)
         tables.append(pq.read_table(path, columns=columns).replace_schema_metadata(None))
     return pa.concat_tables(tables)
 
@@ -188,6 +209,7 @@ def load_tensor(
     allow_missing: bool = False,
     revision: str | None = None,
     verify: bool = True,
+    manifest_sha256: str | None = None,
 ) -> Tensor:
     """Load ``(n_instances, n_pretrain, n_finetune[, n_checkpoints])`` scores ready for :mod:`instdecay.evaluate`.
 
@@ -198,14 +220,14 @@ def load_tensor(
     by the file's verified sha256, or checked on the label columns with ``verify=False``); anything else is
     placed cell by cell. A missing run or instance raises ``ValueError`` naming
     it, unless ``allow_missing=True``, which returns NaN there and a ``mask``. Files are checked against the
-    manifest's sha256 once per process (``verify=False`` skips it).
+    manifest's sha256 once per process (``verify=False`` skips it); ``manifest_sha256`` pins the release.
     """
     if value not in ("correct", "prob_gold"):
         raise ValueError(f"value: expected 'correct' or 'prob_gold', found {value!r}")
     patterns = None if Path(source).is_dir() else [schema.predictions_path(task, split, size),
                                                    schema.instances_path(task, split)]
     folder = resolve(source, revision, patterns)
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, manifest_sha256)
     entry = _task_entry(manifest, task, split)
     if size not in entry["grid"]:
         raise ValueError(f"size {size!r} not in {task}; available: {entry['sizes']}")
@@ -224,8 +246,7 @@ def load_tensor(
 
     instance_ids = _instances_table(folder, manifest, task, split, ["instance_id"], verify).column("instance_id")
     shape = (len(instance_ids), len(p_seeds), len(f_seeds), len(c_values))
-    rel = schema.predictions_path(task, split, size)
-    path = verify_file(folder, rel, manifest) if verify else _existing(folder / rel)
+    path = _checked(folder, schema.predictions_path(task, split, size), manifest, verify)
     values = _read_run_blocks(path, value, p_seeds, f_seeds, c_values, sorted(grid["checkpoints"]), shape[0], verify)
     if values is not None:
         mask = np.ones(shape, dtype=bool)
@@ -237,7 +258,8 @@ def load_tensor(
                               f_seeds, c_values, shape, f"{task}/{split}/{size}", allow_missing, size)
     if squeeze:
         values, mask = values[..., 0], mask[..., 0]
-    return Tensor(values, instance_ids.to_numpy(zero_copy_only=False), p_seeds, f_seeds, c_values, value, mask)
+    return Tensor(values, instance_ids.to_numpy(zero_copy_only=False), p_seeds, f_seeds, c_values, value, mask,
+                  entry.get("seed_design", "unknown"))
 
 
 def _read_run_blocks(path: Path, value: str, p_seeds, f_seeds, c_values, all_ckpts: list[int], n: int,

@@ -26,7 +26,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-FORMAT_VERSION = 2  # 2: predictions carry instance_index and are sorted by (seeds, checkpoint, instance)
+# 2: predictions carry instance_index and are sorted by (seeds, checkpoint, instance); 3: each task states its seed
+# design and runs record precision, stacked runs and their random streams
+FORMAT_VERSION = 3
+# How a task's finetuning seeds relate to its pretraining seeds: "nested" (every run's randomness from its size,
+# pretraining seed and finetuning seed: runs share nothing), "crossed" (finetuning seed f shared by every
+# pretrained model), "unknown" (not recorded, e.g. imported runs).
+SEED_DESIGNS = ("nested", "crossed", "unknown")
 # Task and evaluation-set names become config and split names on the Hub (split names must match \w+).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 # Size names become file names.
@@ -83,7 +89,11 @@ RUNS = pa.schema(
         ("versions", pa.string()),  # JSON object: package -> version
         ("device", pa.string()),
         ("spec_hash", pa.string()),
-        ("wall_time_s", pa.float64()),  # of the whole finetuning run this checkpoint belongs to
+        ("wall_time_s", pa.float64()),  # the finetuning run's share of its process's wall time
+        ("precision", pa.string()),  # "bf16" (autocast) or "fp32"; "" when not recorded
+        ("runs_in_process", pa.int32()),  # finetuning runs trained together (stacked) in one process
+        ("seed_design", pa.string()),  # see SEED_DESIGNS ("" when not recorded)
+        ("stream_seeds", pa.string()),  # JSON object: random stream (head, order, dropout) -> its seed
         ("accuracy", pa.list_(pa.struct([("eval_set", pa.string()), ("accuracy", pa.float64())]))),
     ]
 )
@@ -154,6 +164,7 @@ __all__ = [
     "NAME_PATTERN",
     "PREDICTIONS",
     "RUNS",
+    "SEED_DESIGNS",
     "SHARD_PREDICTIONS",
     "SIZE_PATTERN",
     "SORT_KEYS",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..evaluate.reports.ladder import analyze_ladder
 from ..evaluate.reports.report import markdown_table, plot_extreme_pair, report_tables
+from ..loaders.manifest import seed_design
 from ..loaders.read import load_tensor
 
 
@@ -37,7 +38,7 @@ def analysis_markdown(folder: Path, manifest: dict, *, n_boot: int = 1000, progr
                 continue
             if skipped:
                 parts += [f"Sizes left out of the {task} / {split} analysis:\n", *skipped, ""]
-            report = analyze_ladder(ladder, n_boot=n_boot, seed=0, progress=progress,
+            report = analyze_ladder(ladder, n_boot=n_boot, seed=0, progress=progress, seed_design=seed_design(manifest, task),
                                     description=f"{task} / {split}", evaluation_set=f"{task} / {split}")
             figure = Path("figures") / f"cdf_{task}_{split}.png"
             plot_extreme_pair(report, folder / figure)

@@ -20,7 +20,7 @@ from .. import __version__
 from ..atomic import atomic_write_text
 from ..loaders import schema
 from ..loaders.manifest import sha256_file
-from .card import LICENSE_PATH, card_meta_from, license_file, render_card
+from .card import DEFAULT_REPO_ID, EVAL_PATH, LICENSE_PATH, card_meta_from, eval_yaml, license_file, render_card
 from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet
 
 
@@ -71,7 +71,9 @@ def _run_rows(meta: RunMeta, table: pa.Table) -> list[dict]:
             "finetune_seed": meta.finetune_seed, "checkpoint": c.checkpoint, "epoch": c.epoch, "step": c.step,
             "hyperparameters": json.dumps(meta.hyperparameters, sort_keys=True),
             "versions": json.dumps(meta.versions, sort_keys=True), "device": meta.device,
-            "spec_hash": meta.spec_hash, "wall_time_s": meta.wall_time_s,
+            "spec_hash": meta.spec_hash, "wall_time_s": meta.wall_time_s, "precision": meta.precision,
+            "runs_in_process": meta.runs_in_process, "seed_design": meta.seed_design,
+            "stream_seeds": json.dumps(meta.stream_seeds, sort_keys=True),
             "accuracy": sorted(by_ckpt[c.checkpoint], key=lambda r: r["eval_set"]),
         })
     return rows
@@ -226,11 +228,13 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
         rel = path.relative_to(out).as_posix()
         files[rel] = {"sha256": sha256_file(path), "rows": pq.ParquetFile(path).metadata.num_rows,
                       "bytes": path.stat().st_size}
+    meta = card_meta_from(meta_path)
     manifest = {"format_version": schema.FORMAT_VERSION, "built_with": f"instdecay {__version__}",
+                "repo_id": meta.get("repo_id", DEFAULT_REPO_ID),
                 "probability_precision": "float32" if full_precision else "float16 (stored as float32)",
                 "tasks": task_entries, "files": files}
     atomic_write_text(out / schema.MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    meta = card_meta_from(meta_path)
+    atomic_write_text(out / EVAL_PATH, eval_yaml(manifest, meta))
     if analysis:
         from .analysis import analysis_markdown
 
@@ -250,4 +254,12 @@ def _task_entry(info: TaskInfo, instances: pa.Table, grid: dict, metas: list[Run
         "sizes": list(grid),  # smallest to largest (by parameter count); JSON objects are key-sorted
         "grid": grid,
         "runs": sorted(m.name for m in metas),
+        "seed_design": seed_design(metas),
     }
+
+
+def seed_design(metas: list[RunMeta]) -> str:
+    """The task's seed design, when every run recorded the same one; else "unknown" (analyses then assume
+    finetuning seeds may be crossed)."""
+    designs = {m.seed_design for m in metas}
+    return designs.pop() if len(designs) == 1 and designs <= {"nested", "crossed"} else "unknown"

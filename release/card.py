@@ -20,6 +20,7 @@ FULL_SCALE_ROWS = 5 * 10 * 5 * 4 * 200_000
 
 
 LICENSE_PATH = "LICENSE.md"
+EVAL_PATH = "eval.yaml"
 
 
 def license_file() -> str:
@@ -148,6 +149,21 @@ def _accuracy_rows(runs: pa.Table, manifest: dict) -> list[list[object]]:
                     std = f"{acc.std(ddof=1):.4f}" if acc.size > 1 else "–"
                     rows.append([task, size, eval_set, f"{acc.mean():.4f}", std, acc.size])
     return rows
+
+
+def eval_yaml(manifest: dict, meta: dict) -> str:
+    """The Hub's benchmark file: one task per task and evaluation set (``<task>_<evaluation set>``, the
+    ``task_id`` of the ``.eval_results`` entries the leaderboard exports), with its config, split and metric."""
+    import yaml
+
+    tasks = [{"id": f"{task}_{split}", "name": f"{task} / {split}", "config": task, "split": split,
+              "metric": "accuracy", "description": f"mean accuracy over a model's runs on the {n:,} instances of "
+                                                   f"{task} / {split}, checked against the instances' hashes"}
+             for task, entry in sorted(manifest["tasks"].items()) for split, n in entry["eval_sets"].items()]
+    return yaml.safe_dump({"name": meta.get("pretty_name", "instdecay predictions"),
+                           "description": "Per-instance predictions of a ladder of model sizes with pretraining and "
+                                          "finetuning seeds; models are compared on the same instances.",
+                           "tasks": tasks}, sort_keys=False)
 
 
 def card_meta_from(path) -> dict:

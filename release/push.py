@@ -71,7 +71,9 @@ def plan_push(folder: str | Path, repo_id: str, *, revision: str | None = None, 
         raise ValueError(f"{folder}: refusing to push a release that fails validation: {problems[0]}"
                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     data = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet"))
-    last = ["LICENSE.md", "manifest.json", "README.md"] if (folder / "LICENSE.md").is_file() else ["manifest.json", "README.md"]
+    data += sorted(p.relative_to(folder).as_posix() for p in (folder / "figures").glob("*.png")
+                   if p.is_file() and not p.is_symlink())  # the card's images
+    last = [name for name in ("LICENSE.md", "eval.yaml") if (folder / name).is_file()] + ["manifest.json", "README.md"]
     files = data + last
     batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)] + [last]
     return PushPlan(repo_id, files, batches, revision, tag)

@@ -4,7 +4,9 @@ Every derived column is re-derived and compared (``correct`` and ``prob_gold`` f
 gold label; seeds and checkpoint against ``run_id``; instance ids against ``instance_index``), probabilities
 must be finite and sum to 1, every run must cover every instance exactly once in the format's sort order,
 labels must match ``instance_hash`` where the text is present and the manifest's label names, and no two runs
-may be copies. Predictions are read one row group at a time, so memory stays bounded at full scale.
+may be copies (identical stored probabilities, recomputed from the data; for a full-precision release the
+manifest's run fingerprints must equal the data's). Files are opened as regular files only, non-blocking.
+Predictions are read one row group at a time, so memory stays bounded at full scale.
 """
 
 from __future__ import annotations
@@ -57,8 +59,14 @@ def validate_release(folder: str | Path) -> list[str]:
     for rel, entry in sorted(manifest["files"].items()):
         path = folder / rel
         if not path.is_file():
-            problems.append(f"{rel}: listed in manifest.json but missing")
-        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"{rel}: listed in manifest.json but missing or not a regular file")
+            continue
+        try:
+            digest = sha256_file(path)
+        except ValueError as exc:
+            problems.append(f"{rel}: {str(exc).split(': ', 1)[-1]}")
+            continue
+        if digest != entry["sha256"]:
             problems.append(f"{rel}: sha256 differs from manifest.json (file changed or corrupted)")
         else:
             try:
@@ -71,7 +79,7 @@ def validate_release(folder: str | Path) -> list[str]:
     if problems:
         return problems
     for task, entry in sorted(manifest["tasks"].items()):
-        problems += _check_task(folder, task, entry)
+        problems += _check_task(folder, task, entry, manifest.get("probability_precision", ""))
     return problems
 
 
@@ -111,10 +119,11 @@ def _check_instances(folder: Path, task: str, entry: dict) -> tuple[list[str], p
     return out, table
 
 
-def _check_task(folder: Path, task: str, entry: dict) -> list[str]:
+def _check_task(folder: Path, task: str, entry: dict, manifest_precision: str) -> list[str]:
     problems, instances = _check_instances(folder, task, entry)
     if instances is None:
         return problems
+    full_precision = manifest_precision == "float32"
     fingerprints = entry.get("run_fingerprints", {})
     gold_mask = schema.gold_class_mask(entry["label_names"], entry.get("collapsed_labels", {}))
     for eval_set in entry["eval_sets"]:
@@ -142,24 +151,32 @@ def _check_task(folder: Path, task: str, entry: dict) -> list[str]:
             extra = sorted(present - expected)
             if extra:
                 problems.append(f"{rel}: run(s) outside the manifest grid: {', '.join(extra[:_MAX_LISTED])}")
-            incomplete = [r for r, (count, _) in runs.items() if count != inst.num_rows]
+            incomplete = [r for r, (count, *_) in runs.items() if count != inst.num_rows]
             if incomplete:
                 problems.append(f"{rel}: run(s) without every instance of {eval_set} exactly once: "
                                 f"{', '.join(incomplete[:_MAX_LISTED])}")
-            problems += _duplicates(rel, runs, seen, fingerprints.get(eval_set, {}))
+            problems += _duplicates(rel, runs, seen)
+            if full_precision:
+                recorded = fingerprints.get(eval_set, {})
+                wrong = sorted(r for r, (_, _, full) in runs.items() if recorded.get(r) != full)
+                if wrong:
+                    problems.append(f"{rel}: run fingerprint(s) in manifest.json differ from the data: "
+                                    f"{', '.join(wrong[:_MAX_LISTED])}")
     return problems
 
 
 def _check_predictions(path: Path, rel: str, task: str, eval_set: str, size: str, inst: pa.Table,
-                       gold_mask: np.ndarray) -> tuple[dict[str, tuple[int, str]], list[str]]:
-    """Re-derive every column of one predictions file, one row group at a time. Returns run_id -> (rows,
-    sha256 of its stored probabilities) and the problems."""
+                       gold_mask: np.ndarray) -> tuple[dict[str, tuple[int, str, str]], list[str]]:
+    """Re-derive every column of one predictions file, one row group at a time. Returns run_id -> (rows, sha256
+    of its stored probabilities, or "" for a constant run (every instance the same probabilities), and its
+    fingerprint as ``release build`` computes it) and the problems."""
     problems = _Problems(rel)
     ids = inst.column("instance_id")
     labels = inst.column("label").to_numpy()
     n = inst.num_rows
     runs: dict[str, tuple[int, str]] = {}
     hashers: dict[str, hashlib._Hash] = {}
+    varies: dict[str, bool] = {}
     last_key = None
     pf = pq.ParquetFile(path)
     for g in range(pf.num_row_groups):
@@ -219,17 +236,25 @@ def _check_predictions(path: Path, rel: str, task: str, eval_set: str, size: str
         raw = probs_list.flatten().to_numpy(zero_copy_only=False)
         for a, b in zip(starts, np.r_[starts[1:], m]):  # a loop over runs, not instances
             run = str(run_ids[a])
-            hashers.setdefault(run, hashlib.sha256()).update(raw[a * n_classes : b * n_classes].tobytes())
+            block = raw[a * n_classes : b * n_classes]
+            hashers.setdefault(run, hashlib.sha256()).update(block.tobytes())
+            varies[run] = varies.get(run, False) or bool((block.reshape(-1, n_classes) != block[:n_classes]).any())
             runs[run] = (runs.get(run, (0, ""))[0] + int(b - a), "")
-    return {r: (count, hashers[r].hexdigest()) for r, (count, _) in runs.items()}, problems.lines()
+    out = {}
+    for r, (count, _) in runs.items():
+        digest = hashers[r].hexdigest()
+        out[r] = (count, digest if varies[r] else "", digest[:16])
+    return out, problems.lines()
 
 
-def _duplicates(rel: str, runs: dict[str, tuple[int, str]], seen: dict[bytes, str], full: dict[str, str]) -> list[str]:
-    """Runs whose stored probabilities equal another run's, when their full-precision fingerprints (recorded by
-    ``release build``) are equal too: copies, not runs that only round alike."""
+def _duplicates(rel: str, runs: dict[str, tuple[int, str, str]], seen: dict[bytes, str]) -> list[str]:
+    """Runs whose stored probabilities equal another run's (recomputed from the data; constant runs, which
+    independent runs can share, are left out): copies, not independent runs."""
     problems = []
-    for run, (_, digest) in sorted(runs.items()):
-        key = (digest + "|" + full.get(run, "")).encode()
+    for run, (_, digest, _) in sorted(runs.items()):
+        if not digest:
+            continue
+        key = digest.encode()
         if key in seen:
             problems.append(f"{rel}: run {run} has exactly the same probabilities as {seen[key]} "
                             f"(wrong checkpoint or duplicated file?)")

@@ -117,31 +117,65 @@ def test_reversed_label_names_in_the_manifest(toy_release):
     assert any("'label_name' disagrees with the manifest's label_names" in p for p in validate_release(out))
 
 
-def test_runs_equal_only_after_rounding_are_not_duplicates(toy_release):
+def test_a_copied_run_is_caught_from_the_data_whatever_the_manifest_says(toy_release):
+    """A run overwritten with another run's probabilities, the file rehashed and its fingerprint in the manifest
+    left (or made) different: validate recomputes the comparison from the stored data."""
     out, _ = toy_release
-    # make run p0/f1/c1 equal to p0/f0/c1 at the stored (float16) precision; the full-precision fingerprints
-    # recorded at build time still differ, so this is rounding, not a copy
-    def copy_probs(t):
+
+    def copy_run(t):
         run = pc.equal(t.column("run_id"), "tiny__p0__f0__c1").to_numpy(zero_copy_only=False)
         other = pc.equal(t.column("run_id"), "tiny__p0__f1__c1").to_numpy(zero_copy_only=False)
-        probs = t.column("probs").to_pylist()
-        src = [probs[k] for k in np.flatnonzero(run)]
-        for k, v in zip(np.flatnonzero(other), src):
-            probs[k] = v
-        t = set_column(t, "probs", probs)
-        p = np.array(probs)
-        gold = pq.read_table(out / "instances/toy/validation.parquet").column("label").to_numpy()
-        return t, p, gold
+        for column in ("probs", "pred", "prob_gold", "correct"):
+            values = t.column(column).to_pylist()
+            for k, v in zip(np.flatnonzero(other), [values[k] for k in np.flatnonzero(run)]):
+                values[k] = v
+            t = set_column(t, column, values)
+        return t
 
-    def change(t):
-        t, p, _ = copy_probs(t)
-        return set_column(set_column(t, "pred", p.argmax(axis=1)), "prob_gold", t.column("prob_gold").to_numpy())
-
-    rewrite(out, REL, change)
-    assert not any("exactly the same probabilities" in p for p in validate_release(out))
-    manifest = json.loads((out / "manifest.json").read_text())
-    fps = manifest["tasks"]["toy"]["run_fingerprints"]["validation"]
-    fps["tiny__p0__f1__c1"] = fps["tiny__p0__f0__c1"]  # a real copy: equal at full precision too
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    rewrite(out, REL, copy_run)
     assert any("run tiny__p0__f1__c1 has exactly the same probabilities as tiny__p0__f0__c1" in p
                for p in validate_release(out))
+
+
+def test_a_file_whose_rows_differ_from_the_manifest_is_refused_by_every_loader(toy_release):
+    """Rewritten with its sha256 updated but not its row count: never a short or NaN table."""
+    out, _ = toy_release
+    rewrite(out, REL, lambda t: t.slice(0, t.num_rows - 10))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"][REL]["rows"] += 10  # the attacker kept the old count
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    for load in (lambda: load_predictions(out, "toy", "validation"), lambda: load_tensor(out, "toy", "validation", "tiny"),
+                 lambda: load_predictions(out, "toy", "validation", verify=False)):
+        with pytest.raises(ValueError, match="rows, manifest.json says"):
+            load()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda text: text.replace('"n_params": 1000', '"n_params": 1' + "0" * 400), "n_params"),
+    (lambda text: text.replace('"format_version": 3,', '"format_version": 3, "format_version": 3,'), "duplicate key"),
+    (lambda text: text.replace('"pretrain_seeds": [', '"pretrain_seeds": [99999999999999, '), "integers within"),
+])
+def test_unbounded_numbers_and_duplicate_keys_in_the_manifest_are_refused(toy_release, edit, message):
+    out, _ = toy_release
+    path = out / "manifest.json"
+    edited = edit(path.read_text())
+    assert edited != path.read_text()
+    path.write_text(edited)
+    with pytest.raises(ValueError, match=message):
+        load_instances(out, "toy")
+
+
+def test_a_pinned_manifest_hash_refuses_any_other_release(toy_release):
+    from instdecay.loaders import manifest_sha256
+
+    out, _ = toy_release
+    pin = manifest_sha256(out)
+    assert load_tensor(out, "toy", "validation", "tiny", manifest_sha256=pin).values.size
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["built_with"] = "someone else"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    for load in (lambda: load_tensor(out, "toy", "validation", "tiny", manifest_sha256=pin),
+                 lambda: load_predictions(out, "toy", "validation", manifest_sha256=pin),
+                 lambda: load_instances(out, "toy", manifest_sha256=pin)):
+        with pytest.raises(ValueError, match="not the pinned manifest_sha256"):
+            load()

@@ -37,8 +37,9 @@ def test_push_commits_in_batches_then_tags(toy_release):
     assert names == ["create_repo", "create_commit", "create_commit", "create_tag"]
     assert api.calls[0][2] == {"repo_type": "dataset", "private": True, "exist_ok": True}
     data_commit, card_commit = api.calls[1], api.calls[2]
-    assert len(data_commit[2]) == 7 and all(p.endswith(".parquet") for p in data_commit[2])
-    assert card_commit[2] == ["LICENSE.md", "manifest.json", "README.md"]  # the card goes last
+    figures = sorted(p.relative_to(out).as_posix() for p in (out / "figures").glob("*.png"))
+    assert figures and data_commit[2] == sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")) + figures
+    assert card_commit[2] == ["LICENSE.md", "eval.yaml", "manifest.json", "README.md"]  # the card goes last
     assert data_commit[3]["repo_type"] == "dataset" and data_commit[3]["revision"] == "main"
     assert api.calls[3][2]["tag"] == "v1.0"
 
@@ -49,7 +50,9 @@ def test_batches_hold_at_most_100_files(toy_release, monkeypatch):
     out, _ = toy_release
     monkeypatch.setattr(push_module, "MAX_FILES_PER_COMMIT", 4)
     plan = push_module.plan_push(out, "org/preds", batch_size=4)
-    assert [len(b) for b in plan.batches] == [4, 3, 3]
+    n_data = len(list(out.rglob("*.parquet"))) + len(list((out / "figures").glob("*.png")))
+    assert [len(b) for b in plan.batches[:-1]] == [4] * (n_data // 4) + ([n_data % 4] if n_data % 4 else [])
+    assert len(plan.batches[-1]) == 4
 
 
 def test_retry_with_backoff_on_429(toy_release):
@@ -82,7 +85,8 @@ def test_dry_run_uploads_nothing(toy_release, capsys):
     push_release(out, "org/preds", api=api, dry_run=True, tag="v1")
     assert api.calls == []
     printed = capsys.readouterr().out
-    assert "would upload 10 files" in printed and "README.md" in printed
+    n_files = len(list(out.rglob("*.parquet"))) + len(list((out / "figures").glob("*.png"))) + 4
+    assert f"would upload {n_files} files" in printed and "README.md" in printed and "figures/" in printed
 
 
 def test_refuses_an_invalid_release(toy_release):
