@@ -42,6 +42,7 @@ def _ladders(args: argparse.Namespace):
             f"{sim.true_improve(first, last):.4f}.")}
         return
     from .loaders import DEFAULT_REFERENCE, load_instances, load_tensor, read_manifest, resolve
+    from .loaders.manifest import seed_design
 
     source = args.reference or DEFAULT_REFERENCE
     folder = resolve(source, args.revision)
@@ -58,8 +59,9 @@ def _ladders(args: argparse.Namespace):
                 "evaluation_set": f"{task} / {split}",
                 "n_params": [entry["grid"][s]["n_params"] for s in entry["sizes"]],
                 "majority": float(labels.value_counts(normalize=True).max()),
+                "seed_design": seed_design(manifest, task),
                 "description": (
-                    f"Reference {shown}, task {task}, evaluation set {split}: sizes {', '.join(entry['sizes'])}, "
+                    f"Data: {shown}, task {task}, evaluation set {split}: sizes {', '.join(entry['sizes'])}, "
                     f"{len(grid['pretrain_seeds'])} pretraining x {len(grid['finetune_seeds'])} finetuning seeds x "
                     f"{len(grid['checkpoints'])} checkpoints (analyses use the last checkpoint).")}
 
@@ -116,12 +118,23 @@ def _import_2021(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_holdout(args: argparse.Namespace) -> int:
+    from .generate.holdout import write_holdout
+
+    split = write_holdout(args.train, args.out, column=args.column, exclude=args.exclude or (),
+                          fraction=args.fraction, seed=args.seed)
+    print(f"wrote {args.out}: {len(split.heldout):,} held-out rows ({split.n_heldout_sentences:,} of "
+          f"{split.n_sentences:,} sentences), {len(split.pool):,} pool rows, {len(split.removed):,} in neither; "
+          f"overlap of the pool with the evaluation texts: {split.overlap}")
+    return 0
+
+
 def _generate_run(args: argparse.Namespace) -> int:
     from .generate.finetune import run_finetune
     from .generate.spec import load_spec
 
     size, p, f = _parse_run(args.run)
-    path = run_finetune(load_spec(args.spec), size, p, f, device=args.device)
+    path = run_finetune(load_spec(args.spec), size, p, f, device=args.device, precision=args.precision)
     print(f"wrote {path}")
     return 0
 
@@ -139,7 +152,7 @@ def _generate_pretrain(args: argparse.Namespace) -> int:
     from .generate.pretrain import pretrain
     from .generate.spec import load_spec
 
-    print(f"wrote {pretrain(load_spec(args.spec), args.size, args.seed, device=args.device)}")
+    print(f"wrote {pretrain(load_spec(args.spec), args.size, args.seed, device=args.device, precision=args.precision)}")
     return 0
 
 
@@ -147,7 +160,8 @@ def _generate_grid(args: argparse.Namespace) -> int:
     from .generate.grid import run_grid, summary
 
     outcomes = run_grid(args.spec, executor=args.executor, workers=args.workers, device=args.device,
-                        ray_address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+                        ray_address=args.ray_address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                        runs_per_process=args.runs_per_process, precision=args.precision)
     print(summary(outcomes))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
@@ -193,9 +207,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wrote_submission(folder: Path) -> int:
-    print(f"wrote {folder / 'predictions.parquet'} and {folder / 'submission.yaml'}; check it with "
-          f"`instdecay submit validate {folder}`")
+def _wrote_submission(write) -> int:
+    """Run an importer (it checks the submission as `submit validate` does before writing anything)."""
+    from .evaluate.submissions import SubmissionError
+
+    try:
+        folder = write()
+    except SubmissionError as exc:
+        print(exc.report())
+        print("nothing was written: fix the problems above and run the import again")
+        return 2
+    print(f"wrote {folder / 'predictions.parquet'} and {folder / 'submission.yaml'} (checked against the reference "
+          f"as `instdecay submit validate` does); next: `instdecay evaluate {folder}`")
     return 0
 
 
@@ -209,7 +232,7 @@ def _import_lm_eval(args: argparse.Namespace) -> int:
     from .evaluate.submissions.lm_eval import import_lm_eval
     from .loaders import DEFAULT_REFERENCE
 
-    return _wrote_submission(import_lm_eval(
+    return _wrote_submission(lambda: import_lm_eval(
         args.sources, args.out, args.reference or DEFAULT_REFERENCE, task=args.task, split=args.split,
         harness_task=args.harness_task, labels=args.labels, filter_name=args.filter, metric=args.metric,
         id_template=args.id_template, doc_fields=args.doc_fields.split(",") if args.doc_fields else None,
@@ -219,31 +242,43 @@ def _import_lm_eval(args: argparse.Namespace) -> int:
 
 def _import_csv(args: argparse.Namespace) -> int:
     from .evaluate.submissions.importers import import_run_csvs
+    from .loaders import DEFAULT_REFERENCE
 
-    return _wrote_submission(import_run_csvs(
-        args.files, args.out, task=args.task, split=args.split, pretrain_seed=args.pretrain_seed,
-        finetune_seed=args.finetune_seed, seed_map=_seed_map(args), metadata=_metadata_flags(args)))
+    return _wrote_submission(lambda: import_run_csvs(
+        args.files, args.out, args.reference or DEFAULT_REFERENCE, task=args.task, split=args.split,
+        pretrain_seed=args.pretrain_seed, finetune_seed=args.finetune_seed, seed_map=_seed_map(args),
+        metadata=_metadata_flags(args), revision=args.revision))
 
 
 def _import_release(args: argparse.Namespace) -> int:
     from .evaluate.submissions.importers import import_release
+    from .loaders import DEFAULT_REFERENCE
 
-    return _wrote_submission(import_release(args.release, args.task, args.split, args.size, args.out))
+    return _wrote_submission(lambda: import_release(args.release, args.task, args.split, args.size, args.out,
+                                                    args.reference or DEFAULT_REFERENCE, args.revision))
 
 
 def _leaderboard_build(args: argparse.Namespace) -> int:
-    from .evaluate.reports.leaderboard import build_leaderboard
+    from .evaluate.reports.leaderboard import REJECTED_LOG, Rejected, build_leaderboard
     from .loaders import DEFAULT_REFERENCE
 
-    board = build_leaderboard(args.submissions, args.reference or DEFAULT_REFERENCE, args.out, n_boot=args.n_boot,
-                              seed=args.seed, revision=args.revision, task=args.task, split=args.split,
-                              glue_dir=args.glue_dir)
+    try:
+        board = build_leaderboard(args.submissions, args.reference or DEFAULT_REFERENCE, args.out, n_boot=args.n_boot,
+                                  seed=args.seed, revision=args.revision, task=args.task, split=args.split,
+                                  glue_dir=args.glue_dir, keep_going=args.keep_going)
+    except Rejected as exc:
+        for problem in exc.board["rejected"]:
+            print(f"rejected: {problem}")
+        print(f"{exc}", file=sys.stderr)
+        return 2
     for sec in board["sections"]:
         n_sub = sum(r["kind"] == "submission" for r in sec["rows"])
         print(f"{sec['task']} / {sec['split']}: {n_sub} submission(s), {len(sec['rows']) - n_sub} reference size(s)")
-    print(f"{len(board['rejected'])} rejected; site: {Path(args.out) / 'index.html'}")
     for problem in board["rejected"]:
-        print(f"rejected: {problem}")
+        print(f"rejected (left off the board, --keep-going): {problem}")
+    if board["rejected"]:
+        print(f"{len(board['rejected'])} rejected, listed in {Path(args.out) / REJECTED_LOG} (not published)")
+    print(f"site: {Path(args.out) / 'index.html'}")
     return 0
 
 
@@ -267,10 +302,15 @@ def _add_seed_arguments(p: argparse.ArgumentParser) -> None:
     seeds.add_argument("--seed-map", help="YAML/CSV mapping run (folder or file) names to pretrain_seed, finetune_seed")
 
 
+def _add_reference_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", help="reference dataset folder or Hub id the submission is checked against "
+                                       "(default: the shipped CPU-scale ladder)")
+    p.add_argument("--revision", help="Hub revision of --reference")
+
+
 def _add_submission_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("submission", help="prediction file (.parquet, .csv, .jsonl) or a folder of them")
-    p.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped CPU-scale ladder)")
-    p.add_argument("--revision", help="Hub revision of --reference")
+    _add_reference_arguments(p)
     _add_metadata_arguments(p)
 
 
@@ -341,16 +381,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="match samples to reference instances by content when doc_id points elsewhere")
     _add_seed_arguments(lm)
     _add_metadata_arguments(lm)
-    lm.add_argument("--reference", help="reference dataset folder or Hub id (default: the shipped ladder)")
-    lm.add_argument("--revision", help="Hub revision of --reference")
+    _add_reference_arguments(lm)
     lm.set_defaults(func=_import_lm_eval)
     csv = _command(ssub, "import-csv", "combine plain per-run CSVs (instance_id + pred or prob_<label>)",
                    "instdecay submit import-csv runs/bert-seed0.csv runs/bert-seed1.csv --task sst2 "
                    "--split validation --model my-bert --out my-sub/")
     csv.add_argument("files", nargs="+", help="one CSV per run, named <run>-seed<k>.csv or <run>-pseed<p>-fseed<f>.csv")
     csv.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
+    csv.add_argument("--task", required=True, help="reference task (e.g. sst2)")
+    csv.add_argument("--split", required=True, help="reference evaluation set (e.g. validation)")
     _add_seed_arguments(csv)
     _add_metadata_arguments(csv)
+    _add_reference_arguments(csv)
     csv.set_defaults(func=_import_csv)
 
     fr = _command(ssub, "from-release", "turn one size of an instdecay release (e.g. your own generated runs) into "
@@ -362,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--split", required=True, help="evaluation set of the release (e.g. validation)")
     fr.add_argument("--size", required=True, help="the size (model) to submit")
     fr.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
+    _add_reference_arguments(fr)
     fr.set_defaults(func=_import_release)
 
     ev = _command(sub, "evaluate", "compare a submission with every reference size (noise-corrected)",
@@ -391,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="site", help="output folder")
     lb.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the decay/improve LCBs")
     lb.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap")
+    lb.add_argument("--keep-going", action="store_true",
+                    help="publish the board without rejected submissions (default: publish nothing and exit 2)")
     lb.set_defaults(func=_leaderboard_build)
 
     release = sub.add_parser("release", help="build, validate and push the prediction dataset")
@@ -430,18 +475,34 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("shards", help="shard folder to write into")
     imp.add_argument("--task", help="task name (default: the folder name, e.g. sst2)")
     imp.set_defaults(func=_import_2021)
+    hold = _command(gsub, "holdout", "split a phrase-structured training file (SST-2) into a pool and a held-out set "
+                                     "with no text of one inside the other",
+                    "instdecay generate holdout ../shared/data/glue/sst2/train.tsv --exclude "
+                    "../shared/data/glue/sst2/dev.tsv --out generate/specs/sst2-holdout.json")
+    hold.add_argument("train", help="training file (TSV, unquoted)")
+    hold.add_argument("--out", required=True, help="split file to write (JSON; specs name it in rows_from)")
+    hold.add_argument("--column", default="sentence", help="text column")
+    hold.add_argument("--exclude", action="append", help="TSV of another evaluation set whose texts the pool must "
+                                                         "neither contain nor be contained in; repeatable")
+    hold.add_argument("--fraction", type=float, default=0.1, help="share of the sentences held out")
+    hold.add_argument("--seed", type=int, default=0, help="seed of the choice of held-out sentences")
+    hold.set_defaults(func=_generate_holdout)
     pre = _command(gsub, "pretrain", "pretrain one size/seed of a spec from scratch (masked LM)",
                    "instdecay generate pretrain generate/specs/cpu-sst2.yaml --size L2-H384 --seed 0")
     pre.add_argument("spec", help="experiment spec (YAML)")
     pre.add_argument("--size", required=True, help="a size name of the spec (e.g. L2-H384)")
     pre.add_argument("--seed", type=int, required=True, help="its pretraining seed")
     pre.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    pre.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                     help="auto: bf16 autocast where the hardware computes bf16 natively")
     pre.set_defaults(func=_generate_pretrain)
     run = _command(gsub, "run", "finetune one run of a spec and write its shard (pretrain it first)",
                    "instdecay generate run generate/specs/cpu-sst2.yaml --run L2-H384__p0__f1")
     run.add_argument("spec", help="experiment spec (YAML)")
     run.add_argument("--run", required=True, help="<size>__p<pretrain seed>__f<finetune seed>")
     run.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    run.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                     help="auto: bf16 autocast where the hardware computes bf16 natively")
     run.set_defaults(func=_generate_run)
     grid = _command(gsub, "grid", "run every unfinished job of a spec: pretraining, then finetuning (resumable)",
                     "instdecay generate grid generate/specs/cpu-sst2.yaml --executor process --workers 2")
@@ -452,6 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local one)")
     grid.add_argument("--num-cpus", type=float, default=1, help="Ray CPUs per job")
     grid.add_argument("--num-gpus", type=float, default=0, help="Ray GPUs per job")
+    grid.add_argument("--runs-per-process", type=int,
+                      help="finetuning runs of one size trained together, stacked in one loop (default: the "
+                           "finetuning runs of one pretrained model)")
+    grid.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                      help="auto: bf16 autocast where the CPU (AVX512-BF16, AMX) or GPU computes bf16 natively")
     grid.set_defaults(func=_generate_grid)
     return parser
 

@@ -10,14 +10,16 @@ import numpy as np
 import pandas as pd
 
 from ...loaders.glue import HUB_GLUE
+from ...loaders.manifest import seed_design
 from ...loaders.read import load_instances, load_tensor, read_manifest, resolve
 from ..stats._validate import SeedLike, check_rng
 from ..stats.decay import decay_bounds
 from ..stats.decomposition import decompose
 from ..stats.paired import paired_bootstrap
+from ... import __version__
 from ...atomic import atomic_write_text
 from . import plots
-from .report import markdown_table
+from .report import DECAY_DEFINITION, NEGATIVE_COMPONENTS, REPORT_FORMAT, markdown_table
 from ..submissions.assemble import Submission
 
 
@@ -44,9 +46,9 @@ class Comparison:
                 "ladder_accuracy": records(self.ladder_accuracy)}
 
 
-def _accuracy_ci(x: np.ndarray) -> tuple[float, float, float]:
+def _accuracy_ci(x: np.ndarray, seed_design: str) -> tuple[float, float, float]:
     """Mean accuracy and its 95% t interval over seeds and instances (B - A with A = 0 is B's accuracy)."""
-    r = paired_bootstrap(np.zeros_like(x), x)
+    r = paired_bootstrap(np.zeros_like(x), x, seed_design=seed_design)
     return r.delta, r.ci_low, r.ci_high
 
 
@@ -55,11 +57,12 @@ def _position(pb) -> str:
     return "above" if pb.ci_low > 0 else "below" if pb.ci_high < 0 else "indistinguishable"
 
 
-def _bounds(ref: np.ndarray, x: np.ndarray, n_boot: int, rng: np.random.Generator) -> dict[str, object]:
+def _bounds(ref: np.ndarray, x: np.ndarray, n_boot: int, rng: np.random.Generator, seed_design: str) -> dict[str, object]:
     """Decay / improve bounds of the submission against one reference size on a matched design, plus the
     rigorous LCBs on one 0/1 run per pretraining seed when the matched design averages runs."""
-    b = decay_bounds(ref, x, match="subsample", n_boot=n_boot, seed=rng)
-    rig = b if b.rigorous else decay_bounds(ref, x, match="subsample", runs_per_unit=1, n_boot=n_boot, seed=rng)
+    b = decay_bounds(ref, x, match="subsample", n_boot=n_boot, seed=rng, seed_design=seed_design)
+    rig = b if b.rigorous else decay_bounds(ref, x, match="subsample", runs_per_unit=1, n_boot=n_boot, seed=rng,
+                                            seed_design=seed_design)
     return {"decay": b.decay, "decay_lcb": b.decay_lcb, "decay_lcb_rigorous": rig.decay_lcb,
             "improve": b.improve, "improve_lcb": b.improve_lcb, "improve_lcb_rigorous": rig.improve_lcb,
             "design": b.design, "rigorous_design": rig.design,
@@ -84,7 +87,9 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
     submission as the larger (``decay``: fraction of instances where the submission is worse) on a matched
     design (:func:`decay_bounds` with ``match="subsample"``), as the paper's estimate, a 95% LCB, and a rigorous
     95% LCB on one 0/1 run per pretraining seed; and run-level disagreement. With a single run the bounds are
-    not available (they need >= 2 runs to build the random baseline).
+    not available (they need >= 2 runs to build the random baseline). The statistics assume finetuning seeds may be
+    crossed with pretraining seeds unless both the reference's manifest and the submission's ``seed_design`` say
+    ``nested``.
     """
     rng = check_rng(seed)
     folder = resolve(reference, revision)
@@ -102,7 +107,9 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
                      "submission's side they account for finetuning noise only; they describe this checkpoint, not "
                      "the training recipe.")
 
-    acc, low, high = _accuracy_ci(x)
+    sub_design = "nested" if sub.metadata.get("seed_design") == "nested" else "crossed"
+    design = "nested" if seed_design(manifest, sub.task) == sub_design == "nested" else "crossed"
+    acc, low, high = _accuracy_ci(x, sub_design)
     ladder_rows, versus_rows, curves = [], [], {}
     tensors = {}
     for size in entry["sizes"]:
@@ -115,11 +122,11 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
                             "run_std": float(runs.std(ddof=1)) if runs.size > 1 else np.nan, "runs": runs.size})
     for size, ref in tensors.items():
         row: dict[str, object] = {"reference": size}
-        pb = paired_bootstrap(ref, x)
+        pb = paired_bootstrap(ref, x, seed_design=design)
         row.update({"delta_accuracy": pb.delta, "delta_ci_low": pb.ci_low, "delta_ci_high": pb.ci_high,
                     "position": _position(pb), "disagreement": _disagreement(ref, x)})
         if n_runs >= 2:
-            bounds, b = _bounds(ref, x, n_boot, rng)
+            bounds, b = _bounds(ref, x, n_boot, rng, design)
             row.update(bounds)
             curves[size] = {"t": b.thresholds.tolist(), "difference": b.ecdf_difference.tolist(),
                             "baseline": b.ecdf_baseline.tolist(), "decay": b.decay, "t_decay": b.decay_threshold,
@@ -132,7 +139,7 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
 
     variance: dict[str, object] = {}
     if x.shape[1] >= 2 and x.shape[2] >= 2:
-        variance = {"decomposition": decompose(x).to_dict()}
+        variance = {"decomposition": decompose(x, seed_design=sub_design).to_dict()}
     elif x.shape[2] >= 2:
         variance = {"finetune_var": float(x[:, 0].var(axis=1, ddof=1).mean()),
                     "note": "one pretrained checkpoint: finetuning variance only (unbiased, mean over instances)"}
@@ -153,8 +160,8 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
                           "text": instances["text_a"].to_numpy()[order]})
     worst = worst[worst[f"accuracy_{smallest}"] > worst["accuracy_submission"]]
     return Comparison(
-        submission={k: (v if isinstance(v, (str, int, float, type(None))) else str(v)) for k, v in sub.metadata.items()}
-        | {"n_pretrain": int(x.shape[1]), "n_finetune": int(x.shape[2]), "files": list(sub.files)},
+        submission=dict(sub.metadata) | {"n_pretrain": int(x.shape[1]), "n_finetune": int(x.shape[2]),
+                                         "files": list(sub.files), "seed_design_assumed": design},
         accuracy=accuracy, versus=pd.DataFrame(versus_rows), variance=variance, worst_instances=worst, notes=notes,
         curves=curves, ladder_accuracy=ladder,
         majority=float(np.bincount(instances["label"].to_numpy()).max() / len(instances)))
@@ -171,11 +178,27 @@ def _ladder_position(rows: list[dict[str, object]]) -> str:
     return "; ".join(f"{words[k]} {', '.join(v)}" for k, v in groups.items() if v)
 
 
+def headline(c: Comparison) -> str:
+    """One plain-language sentence: where the submission stands and what it does to instances, against the
+    largest reference size."""
+    a = c.accuracy.iloc[0]
+    text = f"{c.submission['model']} has accuracy {a['accuracy']:.3f} (95% CI {a['ci_low']:.3f}-{a['ci_high']:.3f}), "
+    text += f"{a['ladder_position']}."
+    last = c.versus.iloc[-1]
+    if "decay_lcb" in c.versus.columns and last["decay_lcb"] is not None and not pd.isna(last["decay_lcb"]):
+        text += (f" Against {last['reference']}, it is worse on at least {last['decay_lcb']:.1%} and better on at least "
+                 f"{last['improve_lcb']:.1%} of the instances (95% lower confidence bounds, seed noise corrected).")
+    return text
+
+
+VERSUS_COLUMNS = ["reference", "delta_accuracy", "delta_ci_low", "delta_ci_high", "position", "decay", "decay_lcb",
+                  "decay_lcb_rigorous", "improve", "improve_lcb", "improve_lcb_rigorous", "disagreement"]
+
+
 def format_comparison(c: Comparison) -> str:
-    lines = [f"{c.submission['model']} on {c.submission['task']} / {c.submission['split']}", *c.notes, "",
+    lines = [f"{c.submission['model']} on {c.submission['task']} / {c.submission['split']}", headline(c), *c.notes, "",
              c.accuracy.to_string(index=False, float_format=lambda v: f"{v:.4f}"), ""]
-    cols = [k for k in ("reference", "delta_accuracy", "delta_ci_low", "delta_ci_high", "position", "decay",
-                        "decay_lcb", "decay_lcb_rigorous", "improve", "improve_lcb") if k in c.versus.columns]
+    cols = [k for k in VERSUS_COLUMNS if k in c.versus.columns]
     lines += ["versus each reference size (delta = submission - reference; decay = fraction of instances where the "
               "submission is worse)", c.versus[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}")]
     return "\n".join(lines)
@@ -204,26 +227,32 @@ def write_comparison(c: Comparison, out_dir: str | Path) -> list[Path]:
                                        params if isinstance(params, int) else None))
     plots_written.append(plots.ACCURACY_PNG)
 
-    md = [f"# {c.submission['model']}: instance-level comparison\n",
+    versus = c.versus[[k for k in VERSUS_COLUMNS if k in c.versus.columns]]
+    first = c.versus.iloc[0]
+    design = (f"Bounds compare both sides on a matched design: {first['design']} (the larger design is subsampled "
+              f"repeatedly and averaged); the rigorous bounds on {first['rigorous_design']}. Seed noise: submission "
+              f"{first['noise_submission']}; reference {first['noise_reference']}. Seed design assumed: "
+              f"{c.submission['seed_design_assumed']}.\n") if "design" in c.versus.columns else ""
+    md = [f"# {c.submission['model']}: instance-level comparison\n", f"**{headline(c)}**\n",
           f"Task `{c.submission['task']}`, split `{c.submission['split']}`; runs: {c.accuracy.iloc[0]['runs']} "
           f"(pretraining x finetuning seeds).\n", *[f"> {n}\n" for n in c.notes],
           "## Accuracy\n", markdown_table(c.accuracy), "", "## Reference ladder\n", markdown_table(c.ladder_accuracy), "",
           "## Versus each reference size\n",
           "`delta_accuracy` = submission − reference, with a 95% t interval over both models' seeds and the "
           "instances (paired); `position` reads it: above, below, or indistinguishable (the interval contains 0). "
-          "`decay` is the paper's estimate of a lower bound on the fraction of instances on which the submission's "
-          "expected accuracy is below the reference size's (biased upward: not evidence on its own); `decay_lcb` "
-          "a one-sided 95% lower confidence bound on that fraction, on the matched `design` (both sides compared "
-          "with the same number of units and runs per unit: the larger design is subsampled, repeatedly, and "
-          "averaged); `decay_lcb_rigorous` the same on one 0/1 run per pretraining seed (`rigorous_design`), where "
-          "Theorem 1 holds exactly. `improve*` likewise for instances where the submission is better. The noise "
-          "columns say which seed noise each side's units carry.\n",
-          markdown_table(c.versus), ""]
+          f"{DECAY_DEFINITION.replace('at the larger size', 'for the submission than for the reference size')} "
+          "`*_rigorous`: on one 0/1 run per pretraining seed, where Theorem 1 holds exactly. `disagreement`: the "
+          "mean fraction of instances on which a run of each disagree.\n", design,
+          markdown_table(versus), ""]
     if c.variance:
-        md += ["## Variance\n", "```json", json.dumps(c.variance, indent=2), "```", ""]
+        parts = c.variance.get("decomposition", c.variance)
+        table = pd.DataFrame([{k: v for k, v in parts.items() if isinstance(v, (int, float)) or v is None}])
+        md += ["## Variance (the submission's own seeds)\n", markdown_table(table.dropna(axis=1, how="all")), "",
+               c.variance.get("note", NEGATIVE_COMPONENTS), ""]
     md += ["## Instances most confidently worse than the smallest reference size\n",
            markdown_table(c.worst_instances) if not c.worst_instances.empty else "None.", "",
            "## Plots\n", *[f"![{p}]({p})\n" for p in plots_written]]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
-    atomic_write_text(out / "report.json", json.dumps(c.to_dict(), indent=2, allow_nan=False, default=str) + "\n")
+    payload = {"tool": f"instdecay {__version__}", "report_format": REPORT_FORMAT, "headline": headline(c), **c.to_dict()}
+    atomic_write_text(out / "report.json", json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n")
     return [out / "report.md", out / "report.json", *(out / p for p in plots_written)]

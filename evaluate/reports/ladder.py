@@ -33,6 +33,7 @@ class LadderReport:
     evaluation_set: str = ""
     n_params: list[int] | None = None
     majority: float | None = None  # accuracy of always predicting the most frequent gold label
+    seed_design: str = "crossed"  # what the statistics assumed about the finetuning seeds
 
     def to_dict(self) -> dict[str, object]:
         def records(df: pd.DataFrame) -> list[dict[str, object]]:
@@ -43,6 +44,7 @@ class LadderReport:
             "description": self.description,
             "evaluation_set": self.evaluation_set,
             "majority_class_accuracy": self.majority,
+            "seed_design": self.seed_design,
             "sizes": list(self.sizes),
             "n_instances": self.n_instances,
             "accuracy": records(self.accuracy),
@@ -58,7 +60,7 @@ def _is_binary(x: np.ndarray) -> bool:
 
 
 def _rigorous(smaller: np.ndarray, larger: np.ndarray, paper: DecayBounds, confidence: float, n_boot: int,
-              rng: np.random.Generator) -> dict[str, object]:
+              rng: np.random.Generator, seed_design: str) -> dict[str, object]:
     """LCBs on one 0/1 run per pretraining seed (Theorem 1 exact, same target as the all-runs estimate);
     empty for probability scores, where no design is rigorous."""
     if paper.rigorous:
@@ -66,7 +68,7 @@ def _rigorous(smaller: np.ndarray, larger: np.ndarray, paper: DecayBounds, confi
     if not (_is_binary(smaller) and _is_binary(larger)):
         return {"decay_lcb_rigorous": None, "improve_lcb_rigorous": None}
     r = decay_bounds(smaller, larger, match="subsample", runs_per_unit=1, confidence=confidence, n_boot=n_boot,
-                     seed=rng)
+                     seed=rng, seed_design=seed_design)
     return {"decay_lcb_rigorous": r.decay_lcb, "improve_lcb_rigorous": r.improve_lcb}
 
 
@@ -81,6 +83,7 @@ def analyze_ladder(
     n_params: Sequence[int] | None = None,
     majority: float | None = None,
     progress: bool = True,
+    seed_design: str = "crossed",
 ) -> LadderReport:
     """Run the paper's analyses on a ladder ``{size name: scores}`` ordered from smallest to largest.
 
@@ -90,7 +93,8 @@ def analyze_ladder(
     variance), seed disagreement (0/1 input), decay and improve bounds for every ordered pair (the paper's
     all-runs estimate, a 95% LCB on that design, and a rigorous LCB on one 0/1 run per pretraining seed; sizes
     with different seed grids are compared on a matched design), and momentum (naive and noise-corrected) for
-    consecutive triples and for (smallest, middle, largest).
+    consecutive triples and for (smallest, middle, largest). ``seed_design`` (``"crossed"``, valid either way, or
+    ``"nested"`` when the data's manifest says runs share no seeds) goes to every estimator.
     """
     if len(ladder) < 2:
         raise ValueError(f"ladder: need at least 2 sizes, found {len(ladder)}")
@@ -109,7 +113,7 @@ def analyze_ladder(
                          "n_checkpoints": scores[name].shape[3] if scores[name].ndim == 4 else 1})
         if min(last[name].shape[1:]) >= 2:  # last checkpoint, as the paper's main analyses
             for estimator in ("unbiased", "plugin"):
-                dec_rows.append({"size": name, **decompose(last[name], estimator).to_dict()})
+                dec_rows.append({"size": name, **decompose(last[name], estimator, seed_design).to_dict()})
         if _is_binary(last[name]):
             dis_rows.append({"size": name, **seed_disagreement(last[name]).__dict__})
 
@@ -118,9 +122,9 @@ def analyze_ladder(
     extreme = None
     for i, j in tqdm(pairs, desc="decay bounds", disable=not progress):
         r = decay_bounds(last[sizes[i]], last[sizes[j]], match="subsample", confidence=confidence, n_boot=n_boot,
-                         seed=rng)
+                         seed=rng, seed_design=seed_design)
         bound_rows.append({"smaller": sizes[i], "larger": sizes[j], **r.to_dict(),
-                           **_rigorous(last[sizes[i]], last[sizes[j]], r, confidence, n_boot, rng)})
+                           **_rigorous(last[sizes[i]], last[sizes[j]], r, confidence, n_boot, rng, seed_design)})
         if (i, j) == (0, len(sizes) - 1):
             extreme = r
 
@@ -134,7 +138,7 @@ def analyze_ladder(
         for corrected in (False, True):
             tag = "corrected" if corrected else "naive"
             try:
-                m = momentum(*(last[k] for k in names), noise_correction=corrected)
+                m = momentum(*(last[k] for k in names), noise_correction=corrected, seed_design=seed_design)
             except ValueError as exc:  # too few seeds for the correction: say so in the table
                 row[f"{tag}_overall"], row[f"{tag}_note"] = np.nan, str(exc)
                 continue
@@ -155,4 +159,5 @@ def analyze_ladder(
         evaluation_set=evaluation_set,
         n_params=list(n_params) if n_params is not None else None,
         majority=majority,
+        seed_design=seed_design,
     )

@@ -40,7 +40,8 @@ def accuracy_by_size(path: Path, sizes: Sequence[str], accuracy: Sequence[float]
                      submission: tuple[str, float, float, float, float | None] | None = None) -> None:
     """Mean accuracy ± std over runs per size (x: parameters on a log axis when known, else the size names),
     the majority-class rate, and optionally a submission as a point with its 95% interval:
-    ``(name, accuracy, ci_low, ci_high, params)``."""
+    ``(name, accuracy, ci_low, ci_high, params)``. A submission without a parameter count is drawn apart, right of
+    the ladder, and labelled so (never at an invented size)."""
     fig, ax = figure()
     use_params = params is not None and all(p and p > 0 for p in params)
     x = np.asarray(params, dtype=float) if use_params else np.arange(len(sizes))
@@ -62,9 +63,14 @@ def accuracy_by_size(path: Path, sizes: Sequence[str], accuracy: Sequence[float]
         ax.axhline(majority, color="0.5", linestyle=":", label=f"majority class ({majority:.3f})")
     if submission is not None:
         name, acc, low, high, n = submission
-        sx = n if use_params and n else (x[-1] + 1 if len(x) else 0)
+        known = bool(n) and use_params
+        sx = n if known else ((x[-1] * 4 if use_params else x[-1] + 1.5) if len(x) else 0)
         ax.errorbar([sx], [acc], yerr=[[acc - low], [high - acc]], marker="D", color="C1", capsize=4,
-                    label=f"{name[:40]} (95% CI)")
+                    label=f"{name[:40]} (95% CI)" + ("" if known else ", parameter count not given"))
+        if not known:
+            ax.axvline((x[-1] * 2 if use_params else x[-1] + 0.75) if len(x) else 0, color="0.8", lw=1)
+            ax.annotate("params\nnot given", (sx, acc), xytext=(6, 6), textcoords="offset points", fontsize=7,
+                        color="C1")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Accuracy by size: {evaluation_set}")
     ax.margins(x=0.15, y=0.2)
@@ -74,24 +80,31 @@ def accuracy_by_size(path: Path, sizes: Sequence[str], accuracy: Sequence[float]
 
 
 def decomposition(path: Path, sizes: Sequence[str], components: dict[str, Sequence[float]], title: str) -> None:
-    """Stacked bars of the mean loss components per size; only components with values are drawn and listed."""
-    fig, ax = figure(5.0, 3.8)
-    bottom = np.zeros(len(sizes))
-    for name, values in components.items():
-        values = np.asarray(values, dtype=float)
-        if np.isnan(values).all():
-            continue
-        values = np.nan_to_num(values)
-        ax.bar(sizes, values, bottom=bottom, label=name)
-        bottom += values
-    ax.set_ylim(0, max(bottom.max(initial=0) * 1.2, 1e-6))
-    ax.margins(x=0.08)
-    ax.set_ylabel("mean loss over instances")
+    """Side-by-side bars of the mean loss components per size around a zero line, so a negative component (an
+    unbiased estimate of a value near 0) stays visible; only components with values are drawn and listed."""
+    drawn = {name: np.asarray(v, dtype=float) for name, v in components.items() if not np.isnan(np.asarray(v, float)).all()}
+    fig, ax = figure(5.8, 3.9)
+    width = 0.8 / max(len(drawn), 1)
+    x = np.arange(len(sizes))
+    for k, (name, values) in enumerate(drawn.items()):
+        ax.bar(x + (k - (len(drawn) - 1) / 2) * width, np.nan_to_num(values), width, label=name)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_xticks(x, sizes)
+    ax.set_ylabel("mean over instances")
     ax.set_xlabel("model size")
-    ax.set_title(title)
+    ax.set_title(_wrapped(title), fontsize=9)
+    if any((v < 0).any() for v in drawn.values()):
+        ax.text(0.01, 0.01, "below 0: an unbiased estimate of a component near 0", transform=ax.transAxes,
+                fontsize=7, color="0.3")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     save(fig, path)
+
+
+def _wrapped(title: str, width: int = 60) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))
 
 
 def ecdf(path: Path, panels: Sequence[dict]) -> None:
@@ -101,7 +114,7 @@ def ecdf(path: Path, panels: Sequence[dict]) -> None:
     for ax, panel in zip(np.ravel(axes), panels):
         ax.step(panel["t"], panel["difference"], where="post", label=panel["label"])
         ax.step(panel["t"], panel["baseline"], where="post", linestyle="--", label="random baseline ΔAcc′")
-        ax.set_title(panel["title"], fontsize=9)
+        ax.set_title(_wrapped(panel["title"]), fontsize=9)
         ax.set_xlabel("instance accuracy difference t")
         ax.set_ylabel("fraction of instances ≤ t")
         ax.legend(fontsize=7, loc="upper left")

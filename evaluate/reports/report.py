@@ -9,19 +9,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ... import __version__
 from ...atomic import atomic_write_text
 from . import plots
 from .ladder import LadderReport
 
+REPORT_FORMAT = 2  # 2: tool and format version, headline, seed design, JSON objects (no Python reprs)
+
 
 def _fmt(value: object) -> str:
+    """Numbers as the console shows them: 4 decimals (NaN as "–")."""
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "–"
         if math.isinf(value):
             return "∞" if value > 0 else "−∞"
-        return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
+        return f"{value:.4f}"
     return str(value)
+
+
+DECAY_DEFINITION = (
+    "`decay` is the paper's estimate of the fraction of instances whose expected accuracy (over pretraining and "
+    "finetuning seeds) is lower at the larger size: the largest gap between the ECDF of the instance differences "
+    "and that of a random baseline (Zhong et al. 2021, Sec. 3-4). Maximising a noisy gap biases it upward (it is "
+    "positive even when nothing decays): read it as a description. `decay_lcb` is a one-sided 95% lower confidence "
+    "bound on the same fraction; 0 means no decay is certified, not that nothing decays. `improve` and "
+    "`improve_lcb` are the same for instances that are better at the larger size.")
+NEGATIVE_COMPONENTS = (
+    "Each variance component is an unbiased estimate (Theorem 2; with crossed finetuning seeds a two-way "
+    "random-effects estimate): it subtracts the noise the plain variance would count, so a component whose true "
+    "value is near 0 comes out slightly negative about half the time. A negative mean is evidence that the "
+    "component is small, not an error.")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -45,15 +63,17 @@ def bounds_matrix(report: LadderReport, kind: str = "") -> pd.DataFrame:
 
 def report_tables(report: LadderReport) -> dict[str, pd.DataFrame]:
     unbiased = report.decomposition[report.decomposition["estimator"] == "unbiased"].drop(columns="estimator")
-    if not unbiased.empty and unbiased["checkpoint_var"].isna().all():
-        unbiased = unbiased.drop(columns="checkpoint_var")
+    for column in ("checkpoint_var", "finetune_shared_var"):
+        if not unbiased.empty and unbiased[column].isna().all():
+            unbiased = unbiased.drop(columns=column)
+    unbiased = unbiased.drop(columns="seed_design", errors="ignore")
     bounds = report.bounds[["smaller", "larger", "decay", "decay_lcb", "decay_lcb_rigorous",
                             "improve", "improve_lcb", "improve_lcb_rigorous", "design"]]
     mom_cols = [c for c in ("smaller", "middle", "larger", "naive_overall", "corrected_overall")
                 if c in report.momentum.columns]
     return {
         "Accuracy per size (last checkpoint; run_std = std over runs)": report.accuracy,
-        "Loss decomposition (unbiased, Theorem 2; means over instances)": unbiased,
+        "Loss decomposition (unbiased; means over instances)": unbiased,
         "Seed disagreement (fraction of instances two runs disagree on)": report.disagreement,
         "Decay / improve lower bounds (paper's all-runs estimate; 95% LCB on that design; rigorous 95% LCB on "
         "one run per pretraining seed)": bounds,
@@ -101,36 +121,54 @@ def _plot_files(report: LadderReport, out: Path) -> list[str]:
     return files
 
 
+def headline(report: LadderReport) -> str:
+    """One plain-language sentence on the smallest and largest sizes."""
+    acc = report.accuracy.set_index("size")["accuracy"]
+    first, last = report.sizes[0], report.sizes[-1]
+    row = report.bounds[(report.bounds.smaller == first) & (report.bounds.larger == last)].iloc[0]
+    better = "more" if acc[last] > acc[first] else "less"
+    text = (f"{last} is {better} accurate than {first} on average ({acc[last]:.3f} vs {acc[first]:.3f}); instance "
+            f"by instance, ")
+    if row["decay_lcb"] is not None and row["decay_lcb"] > 0:
+        text += (f"it is worse on at least {row['decay_lcb']:.1%} of the {report.n_instances:,} instances (95% "
+                 f"confidence, after correcting for seed noise)")
+    else:
+        text += "no instance on which it is worse is certified at 95% confidence after correcting for seed noise"
+    if row["improve_lcb"] is not None:
+        text += f", and better on at least {row['improve_lcb']:.1%}"
+    return text + "."
+
+
 def write_report(report: LadderReport, out_dir: str | Path) -> list[Path]:
     """Write ``report.json``, ``report.md`` and PNG plots into ``out_dir``; return the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = _plot_files(report, out)
-    md = [f"# Instance-level analysis\n\n{report.description}\n",
-          f"{report.n_instances} instances; sizes (smallest to largest): {', '.join(report.sizes)}.\n"]
+    md = [f"# Instance-level analysis: {report.evaluation_set or 'ladder'}\n", f"**{headline(report)}**\n",
+          f"{report.description}\n",
+          f"{report.n_instances} instances; sizes (smallest to largest): {', '.join(report.sizes)}; seed design "
+          f"assumed: {report.seed_design}.\n"]
     for title, df in report_tables(report).items():
         if not df.empty:
             md += [f"## {title}\n", markdown_table(df), ""]
     md += ["## Plots\n", *[f"![{p}]({p})\n" for p in plots]]
     md += [
         "## How to read this\n",
-        "- `decay` is the paper's estimate of a lower bound on the fraction of instances whose expected accuracy "
-        "(over pretraining and finetuning seeds) is lower at the larger size; `improve` of the fraction where it is "
-        "higher. It maximises a noisy gap over thresholds, so it is biased upward and is positive even when "
-        "nothing decays: read it as a description, not as evidence.",
-        "- `decay_lcb` is a one-sided 95% lower confidence bound on that fraction, valid for the best threshold "
-        "(a bootstrap over whole pretraining seeds, simultaneous over thresholds). It uses every run, averaging "
-        "each pretraining seed's finetuning runs, as the paper's 50-run estimate does; Theorem 1 then holds only "
-        "approximately. `decay_lcb_rigorous` uses one 0/1 run per pretraining seed (independent 0/1 units, so "
-        "Theorem 1 holds exactly) for the same target. 0 means no decay is certified at 95%: it is not evidence "
-        "that nothing decays.",
-        "- Decomposition: loss = bias2 + pretrain_var + finetune_var (+ checkpoint_var), each estimated without "
-        "the upward bias of plug-in variances (Theorem 2).",
+        f"- {DECAY_DEFINITION}",
+        "- `decay_lcb` uses every run (each pretraining seed's finetuning runs averaged, as the paper's 50-run "
+        "estimate does; Theorem 1 then holds approximately); `decay_lcb_rigorous` uses one 0/1 run per pretraining "
+        "seed (from distinct finetuning seeds unless the seeds are nested), where Theorem 1 holds exactly. With seed "
+        "design `crossed` (the default unless the data says `nested`) the baseline and the bootstrap also carry "
+        "finetuning seeds shared by every pretrained model.",
+        f"- Decomposition: loss = bias2 + pretrain_var + finetune_var (+ checkpoint_var); `finetune_shared_var` is "
+        f"the part of finetune_var shared by every pretrained model (0 when seeds are nested). {NEGATIVE_COMPONENTS}",
         "- Momentum `naive` is the paper's estimate (biased negative by shared middle-size noise); `corrected` "
-        "uses disjoint halves of the middle size's seeds and disattenuates.",
+        "uses disjoint blocks of the seeds and disattenuates.",
     ]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
-    atomic_write_text(out / "report.json", json.dumps(report.to_dict(), indent=2, default=_json_default, allow_nan=False) + "\n")
+    payload = {"tool": f"instdecay {__version__}", "report_format": REPORT_FORMAT, "headline": headline(report),
+               **report.to_dict()}
+    atomic_write_text(out / "report.json", json.dumps(payload, indent=2, default=_json_default, allow_nan=False) + "\n")
     return [out / "report.md", out / "report.json", *(out / p for p in plots)]
 
 

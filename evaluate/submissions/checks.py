@@ -4,6 +4,8 @@ probabilities. Problems are collected with file, row and field; nothing here ope
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from ...loaders.read import load_instances, read_manifest
 from .problems import Problem, add_rows, excerpt
 
 METADATA_FIELDS = {"model", "task", "split", "params", "pretrained", "url", "contact", "submitted", "hub_model_id",
-                   "hub_revision", "source", "runs"}
+                   "hub_revision", "source", "runs", "seed_design", "training_data"}
 PROB_TOLERANCE = 1e-3
 MAX_RUNS = 1000  # (pretraining seed, finetuning seed) pairs
 
@@ -37,19 +39,23 @@ class Target:
         return self.instances["instance_id"].to_numpy()
 
 
-def find_target(meta: dict[str, object], folder: Path, where: str | Path) -> Target:
+def find_target(meta: dict[str, object], folder: Path, where: str | Path, has_metadata_file: bool = True) -> Target:
     """The task and evaluation set named by the metadata (or the reference's only one), loaded from ``folder``;
     fills ``meta['task']`` and ``meta['split']``."""
     manifest = read_manifest(folder)
+    how = ("set it in submission.yaml" if has_metadata_file else
+           "there is no submission.yaml: write one (model, task, split, params, training_data) or pass --task, "
+           "--split and --model")
     task = str(meta.get("task") or (next(iter(manifest["tasks"])) if len(manifest["tasks"]) == 1 else ""))
     if task not in manifest["tasks"]:
-        raise ValueError(f"{where}: metadata 'task' must be one of {sorted(manifest['tasks'])}, found "
-                         f"{excerpt(task) if task else None}")
+        found = f"found {excerpt(task)}" + _did_you_mean(task, manifest["tasks"]) if task else "none given"
+        raise ValueError(f"{where}: the task must be one of {sorted(manifest['tasks'])}, {found}; {how}")
     entry = manifest["tasks"][task]
     split = str(meta.get("split") or (next(iter(entry["eval_sets"])) if len(entry["eval_sets"]) == 1 else ""))
     if split not in entry["eval_sets"]:
-        raise ValueError(f"{where}: metadata 'split' (the evaluation set) must be one of {list(entry['eval_sets'])}, "
-                         f"found {excerpt(split) if split else None}")
+        found = f"found {excerpt(split)}" + _did_you_mean(split, entry["eval_sets"]) if split else "none given"
+        raise ValueError(f"{where}: the split (evaluation set) must be one of {list(entry['eval_sets'])}, {found}; "
+                         f"{how}")
     meta["task"], meta["split"] = task, split
     labels = entry["label_names"]
     instances = load_instances(folder, task, split)
@@ -57,15 +63,21 @@ def find_target(meta: dict[str, object], folder: Path, where: str | Path) -> Tar
     return Target(folder, task, split, labels, instances, gold_mask)
 
 
-_TEXT_FIELDS = {"model": 200, "pretrained": 500, "url": 500, "contact": 200, "hub_revision": 100, "submitted": 40}
+def _did_you_mean(value: str, choices) -> str:
+    close = difflib.get_close_matches(str(value).lower(), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_TEXT_FIELDS = {"model": 200, "training_data": 500, "pretrained": 500, "url": 500, "contact": 200, "hub_revision": 100, "submitted": 40}
 
 
 def check_metadata(meta: dict[str, object], where: str) -> dict[str, object]:
     """Check field names, types and sizes of submission metadata; return it with dates as strings."""
-    unknown = set(map(str, meta)) - METADATA_FIELDS
+    unknown = sorted(set(map(str, meta)) - METADATA_FIELDS)
     if unknown:
-        raise ValueError(f"{where}: unknown metadata field(s) {sorted(excerpt(u, 30) for u in unknown)}; "
-                         f"allowed: {sorted(METADATA_FIELDS)}")
+        hint = _did_you_mean(unknown[0], METADATA_FIELDS)
+        raise ValueError(f"{where}: unknown metadata field(s) {', '.join(excerpt(u, 30) for u in unknown)}{hint}; "
+                         f"allowed: {', '.join(sorted(METADATA_FIELDS))}")
     out = dict(meta)
     for name, limit in _TEXT_FIELDS.items():
         if name in out and out[name] is not None:
@@ -74,15 +86,21 @@ def check_metadata(meta: dict[str, object], where: str) -> dict[str, object]:
                 raise ValueError(f"{where}: field {name!r} must be text of 1-{limit} characters, found "
                                  f"{type(value).__name__} {excerpt(value)}")
             out[name] = value
-    for name in ("task", "split"):
-        if name in out and out[name] is not None and not (isinstance(out[name], str)
-                                                         and schema.NAME_PATTERN.match(out[name])):
-            raise ValueError(f"{where}: field {name!r} must be a name of letters, digits or '_', found "
-                             f"{excerpt(out[name])}")
+    for name in ("task", "split"):  # which names exist is checked against the reference (find_target)
+        if name in out and out[name] is not None and not (isinstance(out[name], str) and len(out[name]) <= 100):
+            raise ValueError(f"{where}: field {name!r} must be a name, found {excerpt(out[name])}")
     if out.get("params") is not None:
         params = out["params"]
+        if isinstance(params, str) and re.fullmatch(r"\s*[0-9.]+[eE][+]?[0-9]+\s*", params):
+            params = float(params)  # YAML 1.1 reads 1e6 as text
+        if isinstance(params, float) and params.is_integer() and 0 < params < 10**14:
+            params = out["params"] = int(params)
         if isinstance(params, bool) or not isinstance(params, int) or not 0 < params < 10**14:
             raise ValueError(f"{where}: field 'params' must be a whole number of parameters, found {excerpt(params)}")
+    if out.get("seed_design") is not None and out["seed_design"] not in ("nested", "crossed"):
+        raise ValueError(f"{where}: field 'seed_design' must be 'nested' (every run's randomness from its pretraining "
+                         f"and finetuning seed) or 'crossed' (finetuning seed f shared by every pretrained model), "
+                         f"found {excerpt(out['seed_design'])}")
     if out.get("url") and not str(out["url"]).startswith(("https://", "http://")):
         raise ValueError(f"{where}: field 'url' must start with https:// or http://, found {excerpt(out['url'])}")
     hub_id = out.get("hub_model_id")
@@ -135,11 +153,14 @@ def _probabilities(df: pd.DataFrame, labels: list[str], name: str, problems: lis
             problems.append(Problem(name, None, "probs", "expected lists of numbers"))
             return None
     elif any(c.startswith("prob_") for c in df.columns):
-        missing = [c for c in prob_cols if c not in df.columns]
-        if missing:
-            problems.append(Problem(name, None, missing[0], f"missing; probability columns must be {prob_cols}"))
+        given = {c[len("prob_"):].casefold(): c for c in df.columns if c.startswith("prob_")}
+        found = [c if c in df.columns else given.get(label.casefold()) for c, label in zip(prob_cols, labels)]
+        if None in found:
+            missing = prob_cols[found.index(None)]
+            problems.append(Problem(name, None, missing, f"missing; probability columns are prob_<label name>: "
+                                                         f"{prob_cols}"))
             return None
-        probs = df[prob_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        probs = df[found].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     else:
         return None
     sums = probs.sum(axis=1)
@@ -151,7 +172,12 @@ def _probabilities(df: pd.DataFrame, labels: list[str], name: str, problems: lis
 
 def _labels_from_pred(values: pd.Series, labels: list[str], name: str, problems: list[Problem]) -> np.ndarray:
     text = values.astype(str).str.strip()
-    by_name = text.map({label: k for k, label in enumerate(labels)})
+    folded = [label.casefold() for label in labels]
+    names = {label: k for k, label in enumerate(labels)}
+    if len(set(folded)) == len(folded):  # label names that differ only by case cannot be told apart
+        text = text.str.casefold()
+        names = {label: k for k, label in enumerate(folded)}
+    by_name = text.map(names)
     as_int = pd.to_numeric(text, errors="coerce")
     index_ok = as_int.notna() & (as_int == as_int.round()) & (as_int >= 0) & (as_int < len(labels))
     pred = by_name.where(by_name.notna(), as_int.where(index_ok))
@@ -186,9 +212,13 @@ def check_rows(name: str, df: pd.DataFrame, target: Target, problems: list[Probl
     position = pd.Index(instances["instance_id"]).get_indexer(ids)
     eval_set, example = instances["eval_set"].iloc[0], excerpt(instances["instance_id"].iloc[0])
     if len(ids) and (position < 0).all():  # nothing matches: most likely another evaluation set or id format
+        if pd.Series(ids).str.fullmatch(r"\d+").all():
+            fix = (f"these look like row numbers; write the reference's ids (like {example}; for GLUE data "
+                   f"'<original split>-<row>') instead")
+        else:
+            fix = "set 'split' in submission.yaml to the evaluation set the predictions are for"
         problems.append(Problem(name, None, "instance_id", f"none of the {len(ids):,} ids is an instance of evaluation "
-                                f"set {eval_set!r} (its ids look like {example}; found e.g. {excerpt(ids[0])}): set "
-                                f"'split' in submission.yaml to the evaluation set the predictions are for"))
+                                f"set {eval_set!r} (its ids look like {example}; found e.g. {excerpt(ids[0])}): {fix}"))
     else:
         add_rows(problems, name, np.flatnonzero(position < 0), "instance_id",
                  lambda r: f"{excerpt(ids[r])} is not an instance of the reference evaluation set {eval_set!r} (ids "

@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
+from ...loaders.manifest import unique_keys
 from ...safe_read import UnsafeFile, read_bytes_capped
-from .problems import Problem, SubmissionError
+from .problems import Problem, SubmissionError, excerpt
 
 DATA_SUFFIXES = (".parquet", ".csv", ".jsonl")
 METADATA_NAMES = ("submission.yaml", "submission.yml", "submission.json")
@@ -35,6 +36,7 @@ MAX_METADATA_BYTES = 256 << 10
 MAX_METADATA_DEPTH = 8
 # Columns a prediction file may use; anything else is ignored (never parsed into objects).
 KNOWN_COLUMNS = ("instance_id", "pretrain_seed", "finetune_seed", "checkpoint", "pred", "probs", "instance_hash")
+SEED_COLUMNS = ("pretrain_seed", "finetune_seed", "checkpoint")
 
 
 def _entry_problem(path: Path, root: Path) -> str | None:
@@ -112,18 +114,42 @@ def read_table(path: Path, root: Path, max_rows: int = MAX_ROWS) -> pd.DataFrame
         if data.count(b"\n") > max_rows + 1:
             raise ValueError(f"more than {max_rows:,} rows")
     try:
-        table = _parse(data, suffix, max_rows)
+        return _checked_frame(_parse(data, suffix, max_rows))
+    except Refused:
+        raise
     except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError, RecursionError, MemoryError, OverflowError,
-            pd.errors.ParserError) as exc:
+            pd.errors.ParserError) as exc:  # also corruption found while converting (a flipped bit)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"cannot parse as {suffix[1:]}: {first[:120]}") from None
-    table = table.select([c for c in table.column_names if c in KNOWN_COLUMNS or c.startswith("prob_")][:64])
+
+
+class Refused(ValueError):
+    """A file that parsed but breaks a rule of the format; the message says which."""
+
+
+def _once(names: list[str]) -> None:
+    repeated = sorted({c for c in names if names.count(c) > 1 and (c in KNOWN_COLUMNS or c.startswith("prob_"))})
+    if repeated:
+        raise Refused(f"column(s) {[excerpt(c, 30) for c in repeated[:3]]} appear more than once; every column once")
+
+
+def _checked_frame(table: pa.Table) -> pd.DataFrame:
+    """The known columns as a DataFrame, after the checks that need the parsed table: every column name once,
+    strings capped, seeds and checkpoints stored as integers or text (never dates, durations or booleans)."""
+    names = table.column_names
+    _once(names)
+    table = table.select([c for c in names if c in KNOWN_COLUMNS or c.startswith("prob_")][:64])
     for name in table.column_names:
         column = table.column(name)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        kind = column.type
+        if name in SEED_COLUMNS and not (pa.types.is_integer(kind) or pa.types.is_string(kind)
+                                         or pa.types.is_large_string(kind) or pa.types.is_floating(kind)
+                                         or pa.types.is_null(kind)):
+            raise Refused(f"column {name!r} has type {kind}; seeds and checkpoints are whole numbers")
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             longest = pc.max(pc.utf8_length(column)).as_py() or 0
             if longest > MAX_STRING:
-                raise ValueError(f"column {name!r} has a value of {longest:,} characters (at most {MAX_STRING})")
+                raise Refused(f"column {name!r} has a value of {longest:,} characters (at most {MAX_STRING})")
     return table.to_pandas(ignore_metadata=True)
 
 
@@ -131,10 +157,12 @@ def _parse(data: bytes, suffix: str, max_rows: int) -> pa.Table:
     if suffix == ".parquet":
         pf = pq.ParquetFile(pa.BufferReader(data))
         if pf.metadata.num_rows > max_rows:
-            raise ValueError(f"{pf.metadata.num_rows:,} rows, more than {max_rows:,}")
+            raise Refused(f"{pf.metadata.num_rows:,} rows, more than {max_rows:,}")
+        _once(pf.schema_arrow.names)
         wanted = [c for c in pf.schema_arrow.names if c in KNOWN_COLUMNS or c.startswith("prob_")]
         return pf.read(columns=wanted, use_pandas_metadata=False)
     if suffix == ".csv":
+        _once(data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r").split(","))
         df = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], dtype=str, engine="c")
         return pa.Table.from_pandas(df, preserve_index=False)
     df = pd.read_json(io.BytesIO(data), lines=True, dtype=False)  # ujson: C, depth-limited
@@ -143,11 +171,13 @@ def _parse(data: bytes, suffix: str, max_rows: int) -> pa.Table:
                                 preserve_index=False)
 
 
-def _yaml_checked(text: str, name: str) -> object:
+def yaml_checked(text: str, name: str) -> object:
+    """YAML parsed as hostile input: no aliases (no alias bombs), nesting capped before anything is built, and no
+    key twice in the top-level mapping (the last would silently win)."""
     depth = max_depth = 0
     for event in yaml.parse(text, Loader=yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
-            raise ValueError(f"{name}: YAML aliases (*name) are not accepted in submission metadata")
+            raise ValueError(f"{name}: YAML aliases (*name) are not accepted")
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             max_depth = max(max_depth, depth)
@@ -155,6 +185,12 @@ def _yaml_checked(text: str, name: str) -> object:
                 raise ValueError(f"{name}: nested deeper than {MAX_METADATA_DEPTH} levels")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if isinstance(node, yaml.MappingNode):
+        keys = [k.value for k, _ in node.value]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"{name}: key(s) {[excerpt(k, 30) for k in twice[:3]]} appear more than once")
     return yaml.safe_load(text)
 
 
@@ -176,11 +212,11 @@ def read_metadata(path: Path, root: Path) -> dict[str, object]:
     try:
         text = read_bytes_capped(path, MAX_METADATA_BYTES, root=root).decode("utf-8")
         if path.suffix == ".json":
-            meta = json.loads(text)
+            meta = json.loads(text, object_pairs_hook=unique_keys)
             if not _depth(meta, MAX_METADATA_DEPTH):
                 raise ValueError(f"{path.name}: nested deeper than {MAX_METADATA_DEPTH} levels")
         else:
-            meta = _yaml_checked(text, path.name)
+            meta = yaml_checked(text, path.name)
     except UnsafeFile as exc:
         raise ValueError(str(exc)) from None
     except (ValueError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:

@@ -10,7 +10,9 @@ instance) and ``submission.yaml`` (model, task, split and provenance).
 
 from __future__ import annotations
 
+import io
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from io import StringIO
 from pathlib import Path
@@ -21,9 +23,22 @@ import pyarrow.parquet as pq
 import yaml
 
 from ...atomic import atomic_write, atomic_write_text
-from ...safe_read import read_text_capped
+from ...safe_read import UnsafeFile, read_bytes_capped, read_text_capped
+from .files import MAX_FILE_BYTES, yaml_checked
+from .problems import excerpt
 
 SEED_SUFFIXES = (re.compile(r"(?:^|[-_])pseed(?P<p>\d+)[-_]fseed(?P<f>\d+)$"), re.compile(r"(?:^|[-_])seed(?P<f>\d+)$"))
+MAX_SEED = 2**31 - 1  # seeds are int32 in the submission and release formats
+MAX_SEED_MAP_BYTES = 1 << 20
+
+
+def check_seed(value: object, where: str) -> int:
+    """A seed as the submission format stores it: a whole number in 0..2**31-1 (booleans are not seeds)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{where}: a seed must be a whole number from 0 to {MAX_SEED:,}, found {excerpt(value)}")
+    return value
 
 
 def seeds_from_name(name: str) -> tuple[int, int] | None:
@@ -31,7 +46,7 @@ def seeds_from_name(name: str) -> tuple[int, int] | None:
     for pattern in SEED_SUFFIXES:
         m = pattern.search(name)
         if m:
-            return int(m.groupdict().get("p") or 0), int(m["f"])
+            return (check_seed(m.groupdict().get("p") or "0", f"{name!r}"), check_seed(m["f"], f"{name!r}"))
     return None
 
 
@@ -47,7 +62,7 @@ def assign_seeds(runs: Sequence[tuple[str, Sequence[str], str]], *, pretrain_see
             if len(runs) > 1:
                 raise ValueError(f"--finetune-seed names the seed of one run; {len(runs)} runs were given: use "
                                  f"--seed-map or {unit} names ending in -seed<k>")
-            seeds = (pretrain_seed or 0, finetune_seed)
+            seeds = (check_seed(pretrain_seed or 0, "--pretrain-seed"), check_seed(finetune_seed, "--finetune-seed"))
         elif seed_map is not None:
             key = next((k for k in keys if k in seed_map), None)
             if key is None:
@@ -67,60 +82,126 @@ def assign_seeds(runs: Sequence[tuple[str, Sequence[str], str]], *, pretrain_see
 
 def read_seed_map(path: str | Path) -> dict[str, tuple[int, int]]:
     """A YAML/JSON mapping ``name: {pretrain_seed: p, finetune_seed: f}``, or a CSV with columns ``name``,
-    ``pretrain_seed``, ``finetune_seed``; names are run folder or file names."""
+    ``pretrain_seed``, ``finetune_seed``; names are run folder or file names. Read as hostile input: size- and
+    depth-capped, no YAML aliases, seeds whole numbers in the format's range, every name once."""
     path = Path(path)
-    text = read_text_capped(path, 1 << 20)
     try:
-        if path.suffix.lower() == ".csv":
-            rows = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False).to_dict(orient="records")
-            return {r["name"]: (int(r.get("pretrain_seed") or 0), int(r["finetune_seed"])) for r in rows}
-        raw = yaml.safe_load(text)
-        return {str(k): (int(v.get("pretrain_seed", 0)), int(v["finetune_seed"])) for k, v in raw.items()}
-    except (KeyError, TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: expected name -> pretrain_seed, finetune_seed ({type(exc).__name__}: "
-                         f"{str(exc)[:80]})") from None
-
-
-def write_submission(frames: Sequence[pd.DataFrame], out: str | Path, metadata: Mapping[str, object]) -> Path:
-    """Write ``out/predictions.parquet`` and ``out/submission.yaml`` atomically; return ``out``."""
-    if not frames:
-        raise ValueError("no input files")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a folder")
-    table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
-    atomic_write(out / "predictions.parquet", lambda tmp: pq.write_table(table.replace_schema_metadata(None), tmp))
-    atomic_write_text(out / "submission.yaml", yaml.safe_dump(dict(metadata), sort_keys=False, allow_unicode=True))
+        text = read_text_capped(path, MAX_SEED_MAP_BYTES)
+    except UnsafeFile as exc:
+        raise ValueError(f"--seed-map {exc}") from None
+    if path.suffix.lower() == ".csv":
+        try:
+            rows = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+        except (ValueError, pd.errors.ParserError) as exc:
+            raise ValueError(f"{path}: not a CSV seed map ({str(exc).splitlines()[0][:80]})") from None
+        if "name" not in rows.columns or "finetune_seed" not in rows.columns:
+            raise ValueError(f"{path}: a CSV seed map needs columns name, finetune_seed (and pretrain_seed); found "
+                             f"{[excerpt(c, 20) for c in rows.columns[:8]]}")
+        pairs = [(r["name"], {"pretrain_seed": r.get("pretrain_seed") or "0", "finetune_seed": r["finetune_seed"]})
+                 for r in rows.to_dict(orient="records")]
+    else:
+        try:
+            raw = yaml_checked(text, path.name)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: not a seed map ({str(exc).splitlines()[0][:120]})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping name -> {{pretrain_seed, finetune_seed}}")
+        pairs = list(raw.items())
+    out: dict[str, tuple[int, int]] = {}
+    for name, seeds in pairs:
+        where = f"{path}: entry {excerpt(name, 40)}"
+        if not isinstance(name, str) or not isinstance(seeds, dict) or "finetune_seed" not in seeds:
+            raise ValueError(f"{where}: expected name -> {{pretrain_seed: p, finetune_seed: f}}")
+        if name in out:
+            raise ValueError(f"{where}: listed twice; every run name once")
+        out[name] = (check_seed(seeds.get("pretrain_seed", 0), where), check_seed(seeds["finetune_seed"], where))
     return out
 
 
-def import_run_csvs(files: Sequence[str | Path], out: str | Path, *, task: str | None = None, split: str | None = None,
+OUTPUT_FILES = ("predictions.parquet", "submission.yaml")
+
+
+def write_submission(frames: Sequence[pd.DataFrame], out: str | Path, metadata: Mapping[str, object],
+                     reference: str | Path, revision: str | None = None) -> Path:
+    """Check the submission against ``reference`` exactly as ``submit validate`` does, then write
+    ``out/predictions.parquet`` and ``out/submission.yaml`` (never through a symbolic link); return ``out``.
+    Raises :class:`SubmissionError` (nothing written) when the check finds problems."""
+    from ...loaders.read import resolve
+    from .checks import check_metadata, find_target
+    from .load import load_submission
+
+    if not frames:
+        raise ValueError("no input files")
+    meta = check_metadata(dict(metadata), "submission metadata")  # flag mistakes name the flag's field, not a file
+    find_target(dict(meta), resolve(reference, revision), "--task/--split")
+    out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ValueError(f"--out {out}: a symbolic link or a file; give a folder for the submission")
+    for name in OUTPUT_FILES:
+        if (out / name).is_symlink() or ((out / name).exists() and not (out / name).is_file()):
+            raise ValueError(f"{out / name}: a symbolic link or not a file; remove it, the import writes this file")
+    table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False).replace_schema_metadata(None)
+    text = yaml.safe_dump(dict(metadata), sort_keys=False, allow_unicode=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".importing-") as staging:
+        pq.write_table(table, Path(staging) / OUTPUT_FILES[0])
+        (Path(staging) / OUTPUT_FILES[1]).write_text(text, encoding="utf-8")
+        load_submission(staging, reference, revision=revision)  # SubmissionError: the same report as validate
+        atomic_write(out / OUTPUT_FILES[0], lambda tmp: pq.write_table(table, tmp))
+        atomic_write_text(out / OUTPUT_FILES[1], text)
+    return out
+
+
+def import_run_csvs(files: Sequence[str | Path], out: str | Path, reference: str | Path, *, task: str, split: str,
                     pretrain_seed: int | None = None, finetune_seed: int | None = None,
                     seed_map: Mapping[str, tuple[int, int]] | None = None,
-                    metadata: Mapping[str, object] | None = None) -> Path:
-    """Combine plain per-run CSVs (``instance_id`` + ``pred`` or ``prob_<label>``) into a submission folder."""
+                    metadata: Mapping[str, object] | None = None, revision: str | None = None) -> Path:
+    """Combine plain per-run CSVs (``instance_id`` + ``pred`` or ``prob_<label>``) into a submission folder,
+    checked against ``reference`` (task ``task``, evaluation set ``split``) before anything is written."""
     paths = [Path(f) for f in files]
     all_seeds = assign_seeds([(str(p), (p.name, p.stem), p.stem) for p in paths], pretrain_seed=pretrain_seed,
                              finetune_seed=finetune_seed, seed_map=seed_map, unit="file")
     frames = []
     for path, seeds in zip(paths, all_seeds):
-        df = pd.read_csv(StringIO(read_text_capped(path)), keep_default_na=False, na_values=[""])
+        try:
+            data = read_bytes_capped(path, MAX_FILE_BYTES)
+            header = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r").split(",")
+            df = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], dtype=str)
+        except UnsafeFile as exc:
+            raise ValueError(str(exc)) from None
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise ValueError(f"{path}: not a readable CSV ({str(exc).splitlines()[0][:100]})") from None
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            raise ValueError(f"{path}: column(s) {[excerpt(h, 20) for h in repeated[:3]]} appear more than once; "
+                             f"every column once")
         if "instance_id" not in df.columns:
             raise ValueError(f"{path}: needs an 'instance_id' column, found {list(df.columns)}")
         if "pred" not in df.columns and "probs" not in df.columns and not any(c.startswith("prob_") for c in df.columns):
             raise ValueError(f"{path}: no predictions: give a 'pred' column (label name or index) or one "
                              f"'prob_<label>' column per label; found {list(df.columns)}")
         frames.append(df.assign(pretrain_seed=seeds[0], finetune_seed=seeds[1]))
-    info: dict[str, object] = {"model": Path(paths[0]).parent.name if paths else "submission"}
-    info.update({k: v for k, v in (("task", task), ("split", split)) if v})
+    info: dict[str, object] = {"model": common_model_name([p.stem for p in paths]), "task": task, "split": split}
     info["source"] = {"format": "per-run CSV", "files": [p.name for p in paths]}
     info.update({k: v for k, v in (metadata or {}).items() if v is not None})
-    return write_submission(frames, out, info)
+    return write_submission(frames, out, info, reference, revision)
 
 
-def import_release(source: str | Path, task: str, split: str, size: str, out: str | Path) -> Path:
+def common_model_name(names: Sequence[str]) -> str:
+    """The run names without their seed suffix when they all share it ("bert-seed1", "bert-seed2" -> "bert");
+    otherwise an error asking for --model."""
+    stripped = {SEED_SUFFIXES[1].sub("", SEED_SUFFIXES[0].sub("", n)) for n in names}
+    if len(stripped) == 1 and next(iter(stripped)):
+        return stripped.pop()
+    raise ValueError(f"cannot tell the model's name from the run names {[excerpt(n, 30) for n in names[:3]]}: pass "
+                     f"--model NAME")
+
+
+def import_release(source: str | Path, task: str, split: str, size: str, out: str | Path, reference: str | Path,
+                   revision: str | None = None) -> Path:
     """One size of an instdecay release (e.g. your own model run with ``instdecay generate`` and
-    ``release build``) as a submission: the last checkpoint of each run, with class probabilities."""
+    ``release build``) as a submission: the last checkpoint of each run, with class probabilities, checked against
+    ``reference`` before anything is written."""
     from ...loaders.read import load_predictions, read_manifest, resolve
 
     folder = resolve(source)
@@ -139,4 +220,4 @@ def import_release(source: str | Path, task: str, split: str, size: str, out: st
     info = {"model": f"{size} ({Path(str(source)).name})", "task": task, "split": split,
             "params": int(grid[size]["n_params"]), "source": {"format": "instdecay release", "release": str(source),
                                                                "size": size}}
-    return write_submission([df], out, info)
+    return write_submission([df], out, info, reference, revision)

@@ -40,9 +40,16 @@ import pandas as pd
 
 from ...loaders import schema
 from ...loaders.read import load_instances, read_manifest, resolve
-from .importers import SEED_SUFFIXES, assign_seeds, read_seed_map, write_submission
-from ...safe_read import read_text_capped
+from .importers import SEED_SUFFIXES, assign_seeds, common_model_name, read_seed_map, write_submission
+from .problems import excerpt
+from ...loaders.manifest import unique_keys
+from ...safe_read import UnsafeFile, read_text_capped
 
+# Record caps, checked before parsing: a samples file holds one record per document and filter.
+MAX_RECORDS_PER_INSTANCE = 8
+MIN_RECORDS = 1000
+MAX_RESULTS_BYTES = 64 << 20
+ID_TEMPLATE = re.compile(r"^[^{}]{0,100}\{doc_id\}[^{}]{0,100}$")
 SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<stamp>\d{4}-\d{2}-\d{2}T[\d\-:.]+)\.jsonl$")
 # Text fields of the documents of GLUE tasks as the harness loads them (nyu-mll/glue).
 DOC_FIELDS = {"sst2": ("sentence",), "mnli": ("premise", "hypothesis"), "qqp": ("question1", "question2"),
@@ -118,15 +125,22 @@ def harness_runs(files: list[Path], **seeds) -> list[HarnessRun]:
     return [HarnessRun(f, _results_for(f), p, k) for f, (p, k) in zip(files, found)]
 
 
-def _lines(path: Path, filter_name: str | None) -> tuple[list[dict], str]:
+def _lines(path: Path, filter_name: str | None, max_records: int) -> tuple[list[dict], str]:
+    try:
+        text = read_text_capped(path)
+    except UnsafeFile as exc:
+        raise ValueError(str(exc)) from None
+    if text.count("\n") > max_records + 1:
+        raise ValueError(f"{path}: more than {max_records:,} records, more than one per reference instance and "
+                         f"filter; is it the samples file of this task?")
     records, filters = [], set()
-    for line_no, line in enumerate(read_text_capped(path).splitlines(), 1):
+    for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=unique_keys)
         except (ValueError, RecursionError):
-            raise ValueError(f"{path}: line {line_no}: not JSON") from None
+            raise ValueError(f"{path}: line {line_no}: not JSON (or a key twice)") from None
         if not isinstance(record, dict) or not {"doc_id", "doc", "target", "filtered_resps"} <= set(record):
             raise ValueError(f"{path}: line {line_no}: not an lm-evaluation-harness sample (needs doc_id, doc, "
                              f"target, arguments, filtered_resps)")
@@ -195,10 +209,11 @@ class _Parsed:
     n_mismatch: int
 
 
-def _parse_run(run: HarnessRun, labels: list[str], instances: pd.DataFrame, *, given_labels: str | None,
+def _parse_run(run: HarnessRun, labels: list[str], instances: pd.DataFrame, max_records: int, *,
+               given_labels: str | None,
                filter_name: str | None, metric: str, id_template: str, doc_fields: tuple[str, ...],
                delimiter: str, realign: bool) -> tuple[_Parsed, str]:
-    records, used_filter = _lines(run.samples, filter_name)
+    records, used_filter = _lines(run.samples, filter_name, max_records)
     by_id = instances.set_index("instance_id")
     by_hash = instances.drop_duplicates("instance_hash", keep=False).set_index("instance_hash")["instance_id"]
     rows, mismatches, n_mismatch, choices, mapping = [], [], 0, None, None
@@ -216,10 +231,10 @@ def _parse_run(run: HarnessRun, labels: list[str], instances: pd.DataFrame, *, g
             raise ValueError(f"{where}: doc needs text field(s) {list(doc_fields)} (set --doc-fields)")
         digest = schema.instance_hash(doc[doc_fields[0]], doc[doc_fields[1]] if len(doc_fields) > 1 else None,
                                       labels[gold])
-        try:
-            instance_id = id_template.format(doc_id=int(record["doc_id"]))
-        except (ValueError, TypeError, KeyError):
-            raise ValueError(f"{where}: doc_id {record['doc_id']!r} does not fit --id-template {id_template!r}") from None
+        doc_id = record["doc_id"]
+        if isinstance(doc_id, bool) or not isinstance(doc_id, int) or not 0 <= doc_id < 10**12:
+            raise ValueError(f"{where}: doc_id must be a whole number, found {excerpt(doc_id)}")
+        instance_id = id_template.replace("{doc_id}", str(doc_id))
         if instance_id not in by_id.index or by_id.at[instance_id, "instance_hash"] != digest:
             if realign and digest in by_hash.index:
                 instance_id = by_hash[digest]
@@ -250,14 +265,24 @@ def _parse_run(run: HarnessRun, labels: list[str], instances: pd.DataFrame, *, g
 
 
 def _logliks(record: dict, n_choices: int, where: str) -> np.ndarray:
+    """One finite log-likelihood per choice (numbers or numeric strings, never booleans)."""
     resps = record["filtered_resps"]
     if not isinstance(resps, list) or len(resps) != n_choices:
         raise ValueError(f"{where}: filtered_resps should hold one (loglikelihood, is_greedy) per choice")
-    try:
-        values = [r[0] if isinstance(r, list) and r and isinstance(r[0], list) else r for r in resps]
-        return np.array([float(v[0] if isinstance(v, list) else v) for v in values])
-    except (TypeError, ValueError, IndexError):
-        raise ValueError(f"{where}: filtered_resps are not log-likelihoods") from None
+    out = []
+    for r in resps:
+        value = r[0] if isinstance(r, list) and r and isinstance(r[0], list) else r
+        value = value[0] if isinstance(value, list) and value else value
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"{where}: filtered_resps are not log-likelihoods (found {excerpt(value)})")
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):
+            raise ValueError(f"{where}: filtered_resps are not log-likelihoods (found {excerpt(value)})") from None
+        if not np.isfinite(number):
+            raise ValueError(f"{where}: a log-likelihood must be a finite number, found {excerpt(value)}")
+        out.append(number)
+    return np.array(out)
 
 
 def _gold(record: dict, choices: list[str] | None, mapping: dict[int, int] | None, labels: list[str], where: str) -> int:
@@ -289,26 +314,57 @@ def _generated_label(record: dict, labels: list[str], given: str | None, where: 
     return f"unmatched answer: {str(answer)[:40]}"  # refused by validation with file, row and field
 
 
+def _text(value: object, where: str, name: str, limit: int = 200) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError(f"{where}: {name} must be text of at most {limit} characters, found {excerpt(value)}")
+    return value
+
+
+def _count(value: object, where: str, name: str, limit: int) -> int | None:
+    """A whole number in 0..limit: an int, or a float with no fractional part; never a boolean."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) <= limit:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise ValueError(f"{where}: {name} must be a whole number from 0 to {limit:,}, found {excerpt(value)}")
+    return value
+
+
 def _results_metadata(run: HarnessRun, task: str) -> dict[str, object]:
+    """The harness metadata of one run (model, revision, few-shot count, versions), each field type-checked."""
     if run.results is None:
         return {}
+    where = str(run.results)
     try:
-        raw = json.loads(read_text_capped(run.results, 64 << 20))
+        raw = json.loads(read_text_capped(run.results, MAX_RESULTS_BYTES), object_pairs_hook=unique_keys)
+    except UnsafeFile as exc:
+        raise ValueError(str(exc)) from None
     except (ValueError, RecursionError):
-        raise ValueError(f"{run.results}: not valid JSON") from None
+        raise ValueError(f"{where}: not valid JSON (or a key twice)") from None
     if not isinstance(raw, dict):
         return {}
     config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
-    out = {"model": config.get("model_name") or raw.get("model_name") or config.get("model"),
-           "model_revision": config.get("model_revision"), "model_sha": config.get("model_sha"),
-           "model_num_parameters": config.get("model_num_parameters"),
-           "num_fewshot": (raw.get("n-shot") or {}).get(task) if isinstance(raw.get("n-shot"), dict) else None,
-           "task_version": (raw.get("versions") or {}).get(task) if isinstance(raw.get("versions"), dict) else None,
-           "harness_version": raw.get("lm_eval_version"), "harness_git_hash": raw.get("git_hash")}
+    version = (raw.get("versions") or {}).get(task) if isinstance(raw.get("versions"), dict) else None
+    if isinstance(version, bool) or not isinstance(version, (int, float, str, type(None))) or (
+            isinstance(version, float) and not np.isfinite(version)):
+        raise ValueError(f"{where}: versions.{task} must be a number or text, found {excerpt(version)}")
+    out = {"model": _text(config.get("model_name") or raw.get("model_name") or config.get("model"), where, "model_name"),
+           "model_revision": _text(config.get("model_revision"), where, "model_revision"),
+           "model_sha": _text(config.get("model_sha"), where, "model_sha"),
+           "model_num_parameters": _count(config.get("model_num_parameters"), where, "model_num_parameters", 10**13),
+           "num_fewshot": _count((raw.get("n-shot") or {}).get(task) if isinstance(raw.get("n-shot"), dict) else None,
+                                 where, "n-shot", 10**6),
+           "task_version": _text(version, where, "version") if isinstance(version, str) else version,
+           "harness_version": _text(raw.get("lm_eval_version"), where, "lm_eval_version", 40),
+           "harness_git_hash": _text(raw.get("git_hash"), where, "git_hash", 80)}
     configs = raw.get("configs") if isinstance(raw.get("configs"), dict) else {}
     task_config = configs.get(task) if isinstance(configs.get(task), dict) else {}
-    if isinstance(task_config.get("target_delimiter"), str):
-        out["target_delimiter"] = task_config["target_delimiter"]
+    delimiter = _text(task_config.get("target_delimiter"), where, "target_delimiter", 20)
+    if delimiter is not None:
+        out["target_delimiter"] = delimiter
     return {k: v for k, v in out.items() if v not in (None, "")}
 
 
@@ -322,6 +378,9 @@ def import_lm_eval(sources: Sequence[str | Path], out: str | Path, reference: st
     ``out/predictions.parquet`` and ``out/submission.yaml``; return the folder."""
     if metric not in ("acc", "acc_norm"):
         raise ValueError(f"--metric: expected 'acc' or 'acc_norm', found {metric!r}")
+    if id_template is not None and not ID_TEMPLATE.match(id_template):
+        raise ValueError(f"--id-template {excerpt(id_template)}: expected text with one {{doc_id}} and no other braces, "
+                         f"e.g. 'validation-{{doc_id}}'")
     harness_task = harness_task or task
     folder = resolve(reference, revision)
     entry = read_manifest(folder)["tasks"].get(task)
@@ -338,9 +397,10 @@ def import_lm_eval(sources: Sequence[str | Path], out: str | Path, reference: st
     runs = harness_runs(files, pretrain_seed=pretrain_seed, finetune_seed=finetune_seed,
                         seed_map=read_seed_map(seed_map) if seed_map else None)
     frames, provenance, used_filters = [], [], set()
+    max_records = max(MIN_RECORDS, MAX_RECORDS_PER_INSTANCE * len(instances))
     for run in runs:
         meta = _results_metadata(run, harness_task)
-        parsed, used = _parse_run(run, label_names, instances, given_labels=labels, filter_name=filter_name,
+        parsed, used = _parse_run(run, label_names, instances, max_records, given_labels=labels, filter_name=filter_name,
                                   metric=metric, id_template=id_template or f"{split}-{{doc_id}}", doc_fields=fields,
                                   delimiter=str(meta.pop("target_delimiter", " ")), realign=realign)
         if parsed.n_mismatch:
@@ -353,14 +413,15 @@ def import_lm_eval(sources: Sequence[str | Path], out: str | Path, reference: st
                            "samples": run.samples.name, **meta})
     models = {p.get("model") for p in provenance} - {None}
     params = {p.get("model_num_parameters") for p in provenance} - {None}
-    info = {"model": _common_name(models) if models else Path(str(sources[0])).name, "task": task, "split": split,
+    info = {"model": _common_name(models) if models else common_model_name([Path(str(s)).name for s in sources]),
+            "task": task, "split": split,
             "source": {"format": "lm-evaluation-harness samples", "harness_task": harness_task,
                        "filter": used_filters.pop(), "metric": metric},
             "runs": provenance}
     if len(params) == 1:
-        info["params"] = int(params.pop())
+        info["params"] = params.pop()
     info.update({k: v for k, v in (metadata or {}).items() if v is not None})
-    return write_submission(frames, out, info)
+    return write_submission(frames, out, info, reference, revision)
 
 
 def _common_name(models: set[str]) -> str:

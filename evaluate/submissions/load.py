@@ -78,7 +78,7 @@ def load_submission(path: str | Path, reference: str | Path, *, metadata: dict[s
     meta = read_metadata(meta_path, root) if meta_path is not None else {}
     meta.update({k: v for k, v in (metadata or {}).items() if v is not None})
     meta = check_metadata(meta, str(meta_path or "metadata"))
-    target = find_target(meta, resolve(reference, revision), path)
+    target = find_target(meta, resolve(reference, revision), path, meta_path is not None)
     meta.setdefault("model", Path(path).stem if Path(path).is_file() else Path(path).name)
 
     problems: list[Problem] = []

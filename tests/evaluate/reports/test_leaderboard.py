@@ -1,11 +1,12 @@
 """The leaderboard: ranking, caching, idempotence, escaping, rejection; the page in headless Chromium."""
 
+import hashlib
 import json
 import shutil
 
 import pytest
 
-from instdecay.evaluate.reports.leaderboard import build_leaderboard
+from instdecay.evaluate.reports.leaderboard import Rejected, build_leaderboard
 from instdecay.loaders import load_predictions
 from instdecay.release import build_release
 
@@ -80,23 +81,42 @@ def test_html_and_markdown_are_escaped(tmp_path, board_world):
     assert str(tmp_path) not in (site / "leaderboard.json").read_text()  # no local absolute paths
 
 
-def test_bad_submissions_are_rejected_and_the_board_is_still_written(tmp_path, board_world):
+def test_rejections_stay_local_fail_the_build_and_keep_going_publishes_the_rest(tmp_path, board_world):
     tmp, subs = board_world
     mine = tmp_path / "subs"
     shutil.copytree(subs, mine)
-    shutil.copytree(mine / "m1", mine / "copy-of-m1")  # same model name as m1
+    shutil.copytree(mine / "m1", mine / "copy-of-m1")  # same model name as m1, same task and evaluation set
     (mine / "loose.csv").write_text("instance_id\n")
     (mine / "empty").mkdir()
     (mine / "dangling").symlink_to(tmp_path / "nowhere")
     shutil.copytree(mine / "m1", mine / "inf")
     (mine / "inf" / "submission.yaml").write_text("model: inf\nsplit: validation\nparams: .inf\n")
-    board = build_leaderboard(mine, tmp / "release", tmp_path / "site", n_boot=50)
-    rejected = " | ".join(board["rejected"])
+    site = tmp_path / "site"
+    with pytest.raises(Rejected) as caught:
+        build_leaderboard(mine, tmp / "release", site, n_boot=50)
+    assert not (site / "index.html").exists() and not (site / "models").exists()  # nothing published, no orphans
+    rejected = " | ".join(caught.value.board["rejected"])
     assert "'loose.csv': each submission must be a folder" in rejected
     assert "'dangling': each submission must be a folder" in rejected
     assert "'empty': " in rejected and "'inf': " in rejected and "'params' must be a whole number" in rejected
-    assert "model name 'alpha' is already used by copy-of-m1" in rejected
-    assert (tmp_path / "site" / "index.html").exists()
+    assert "model 'alpha' is already on the toy / validation board (from copy-of-m1)" in rejected
+    assert (site / ".leaderboard-rejected.log").read_text().count("\n") == 5
+    board = build_leaderboard(mine, tmp / "release", site, n_boot=50, keep_going=True)
+    assert len(board["rejected"]) == 5 and (site / "index.html").exists()
+    public = "".join((site / n).read_text() for n in ("index.html", "leaderboard.md", "leaderboard.json"))
+    assert "loose.csv" not in public and "dangling" not in public and str(tmp_path) not in public
+
+
+def test_one_model_on_two_evaluation_sets(tmp_path, board_world):
+    tmp, subs = board_world
+    mine = tmp_path / "subs"
+    shutil.copytree(subs, mine)
+    df = load_predictions(tmp / "new_release", "toy", "heldout", sizes="m1", checkpoints=2)
+    (mine / "m1-heldout").mkdir()
+    df[["instance_id", "pretrain_seed", "finetune_seed", "probs"]].to_parquet(mine / "m1-heldout" / "preds.parquet")
+    (mine / "m1-heldout" / "submission.yaml").write_text(json.dumps({"model": "alpha", "split": "heldout"}))
+    board = build_leaderboard(mine, tmp / "release", tmp_path / "site", n_boot=50)
+    assert "alpha" in [r["model"] for r in _rows(board)] and "alpha" in [r["model"] for r in _rows(board, "heldout")]
 
 
 def test_one_submission_folder_a_file_and_a_hub_id(tmp_path, board_world, monkeypatch):
@@ -121,7 +141,9 @@ def test_exports_for_the_hub(tmp_path, board_world):
     assert result["dataset"]["config"] == "toy" and result["dataset"]["split"] == "validation"
     assert result["metrics"][0]["type"] == "accuracy" and 0 <= result["metrics"][0]["value"] <= 1
     entry = yaml.safe_load((tmp_path / "site" / "models" / "m1" / "eval_results.yaml").read_text())[0]
-    assert entry["dataset"] == {"id": "instdecay/predictions", "task_id": "toy/validation"}
+    assert entry["dataset"] == {"id": "instdecay/predictions", "task_id": "toy_validation"}
+    tasks = yaml.safe_load((tmp / "release" / "eval.yaml").read_text())["tasks"]
+    assert "toy_validation" in [t["id"] for t in tasks]  # the task the entry points at is defined
     assert entry["value"] == pytest.approx(result["metrics"][0]["value"]) and entry["source"]["url"].startswith("https")
 
 
@@ -142,8 +164,61 @@ def test_writes_stay_inside_out_and_never_delete_user_files(tmp_path, board_worl
     outside.mkdir()
     shutil.rmtree(site / "models" / "m1")
     (site / "models" / "m1").symlink_to(outside)
-    board = build_leaderboard(mine, tmp / "release", site, n_boot=50)
+    board = build_leaderboard(mine, tmp / "release", site, n_boot=50, keep_going=True)
     assert list(outside.iterdir()) == [] and any("symbolic link" in r for r in board["rejected"])
+
+
+def test_the_ownership_record_cannot_make_it_delete_other_files(tmp_path, board_world):
+    tmp, subs = board_world
+    site = tmp_path / "site"
+    build_leaderboard(subs, tmp / "release", site, n_boot=50)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (site / "notes.txt").write_text("mine")
+    record = json.loads((site / ".leaderboard-files.json").read_text())
+    digest = hashlib.sha256(b"keep me").hexdigest()
+    record["files"].update({str(victim): digest, "../victim.txt": digest, "models/../../victim.txt": digest,
+                            "notes.txt": hashlib.sha256(b"changed since").hexdigest()})
+    (site / ".leaderboard-files.json").write_text(json.dumps(record))
+    build_leaderboard(subs, tmp / "release", site, n_boot=50)
+    assert victim.read_text() == "keep me"  # outside --out: never deleted
+    assert (site / "notes.txt").read_text() == "mine"  # not the content recorded: never deleted
+    assert not any("victim" in k for k in json.loads((site / ".leaderboard-files.json").read_text())["files"])
+
+
+def test_a_symlinked_lock_file_is_never_opened(tmp_path, board_world):
+    tmp, subs = board_world
+    site = tmp_path / "site"
+    site.mkdir()
+    important = tmp_path / "important"
+    important.write_text("precious")
+    (site / ".leaderboard.lock").symlink_to(important)
+    with pytest.raises(ValueError, match="lock file"):
+        build_leaderboard(subs, tmp / "release", site, n_boot=50)
+    assert important.read_text() == "precious"
+
+
+def test_an_edited_cache_never_reaches_the_board(tmp_path, board_world):
+    tmp, subs = board_world
+    site = tmp_path / "site"
+    board = build_leaderboard(subs, tmp / "release", site, n_boot=50)
+    truth = {r["model"]: r["accuracy"] for r in _rows(board)}
+    for path in (site / "cache").glob("*.json"):
+        result = json.loads(path.read_text())
+        result["accuracy"][0]["accuracy"] = 0.999
+        path.write_text(json.dumps(result))
+    board = build_leaderboard(subs, tmp / "release", site, n_boot=50)
+    assert {r["model"]: r["accuracy"] for r in _rows(board)} == truth
+
+
+def test_a_file_it_did_not_write_is_never_overwritten(tmp_path, board_world):
+    tmp, subs = board_world
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<p>my own page</p>")
+    with pytest.raises(ValueError, match=r"index.html: exists and was not written by the leaderboard"):
+        build_leaderboard(subs, tmp / "release", site, n_boot=50)
+    assert (site / "index.html").read_text() == "<p>my own page</p>"
 
 
 def test_concurrent_builds_take_turns(tmp_path, board_world):
@@ -151,7 +226,7 @@ def test_concurrent_builds_take_turns(tmp_path, board_world):
     import sys
 
     tmp, subs = board_world
-    code = ("import sys; from instdecay.evaluate.reports.leaderboard import build_leaderboard; "
+    code = ("import sys; from instdecay.evaluate.reports.leaderboard import Rejected, build_leaderboard; "
             f"build_leaderboard({str(subs)!r}, {str(tmp / 'release')!r}, {str(tmp_path / 'site')!r}, n_boot=50)")
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0], [p.stderr.read()[-500:] for p in procs]
@@ -213,15 +288,27 @@ def test_page_in_headless_chromium(tmp_path, board_world):
         assert [s.get_attribute("id") for s in browser.find_elements(By.CSS_SELECTOR, "section.tab")
                 if s.is_displayed()] == ["toy__heldout"]
         assert browser.execute_script("return document.documentElement.scrollWidth") <= 1280
+        right = browser.execute_script("return document.querySelector('section.tab:not([hidden]) table.board')"
+                                       ".getBoundingClientRect().right")
+        assert right <= 1280  # the whole table is on screen, not cut
+        notes = browser.find_element(By.ID, "how-to-read").find_element(By.XPATH, "following-sibling::ul").text
+        assert "`" not in notes and "paired 95% interval" in notes
+        assert "instdecay submit validate" in browser.find_element(By.ID, "how-to-submit").find_element(
+            By.XPATH, "following-sibling::ol").text
+        assert "manifest sha256" in browser.find_element(By.TAG_NAME, "footer").text
         browser.save_screenshot(str(tmp_path / "index.png"))
+        assert (tmp_path / "index.png").stat().st_size > 10_000
         browser.get((site / "models" / "m1.html").as_uri())
         img = browser.find_element(By.CSS_SELECTOR, "img[alt='ecdf.png']")
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
         meta = {r.find_element(By.TAG_NAME, "th").text: r.find_element(By.TAG_NAME, "td").text
                 for r in browser.find_elements(By.CSS_SELECTOR, "table")[0].find_elements(By.TAG_NAME, "tr")}
-        assert meta["model"] == "alpha" and meta["params"] == "123"
+        assert meta["model"] == "alpha" and meta["params"] == "123" and meta["training data"] == "not stated"
+        headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "table")[1].find_elements(By.TAG_NAME, "th")]
+        assert "Δ accuracy (submission − reference)" in headers and "delta_accuracy" not in headers
         assert browser.execute_script("return document.documentElement.scrollWidth") <= 1280
         browser.save_screenshot(str(tmp_path / "detail.png"))
+        assert (tmp_path / "detail.png").stat().st_size > 10_000
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
     finally:
         browser.quit()

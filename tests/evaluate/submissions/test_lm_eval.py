@@ -157,6 +157,146 @@ def test_cli_and_a_hub_details_dataset(tmp_path, reference, monkeypatch, capsys)
                  "--out", str(tmp_path / "sub"), "--contact", "me@example.org"]) == 0
     assert calls["repo_id"] == "someone/details_m" and calls["repo_type"] == "dataset"
     assert calls["allow_patterns"] == ["**samples_toy_*.jsonl", "**results_*.json"]
-    assert "instdecay submit validate" in capsys.readouterr().out
+    assert "checked against the reference" in capsys.readouterr().out
     assert main(["submit", "validate", str(tmp_path / "sub"), "--reference", str(reference)]) == 0
     assert yaml.safe_load((tmp_path / "sub" / "submission.yaml").read_text())["contact"] == "me@example.org"
+
+
+# ---------------------------------------------------------------- hostile harness output and CSVs
+# Each case runs `instdecay submit import-lm-eval` (or import-csv) in a child process under a 4 GiB address-space
+# limit and a 60 s timeout: exit 2, one short message, no traceback, nothing written outside --out.
+
+def _edit_samples(folder, edit):
+    path = next(folder.rglob("samples_*.jsonl"))
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    path.write_text("\n".join(edit(records)) + "\n")
+
+
+def _edit_results(folder, edit):
+    path = next(folder.rglob("results_*.json"))
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw) if not isinstance(raw, str) else raw)
+
+
+def _loglik(value):
+    def edit(records):
+        records[0]["filtered_resps"][0] = [value, "False"]
+        return [json.dumps(r) for r in records]
+    return edit
+
+
+def _raw_loglik(text):
+    def edit(records):
+        line = json.dumps(records[0])
+        first = json.dumps(records[0]["filtered_resps"][0][0])
+        return [line.replace(first, text, 1)] + [json.dumps(r) for r in records[1:]]
+    return edit
+
+
+HOSTILE = {
+    "huge-integer-loglik": (lambda f: _edit_samples(f, _raw_loglik("1" + "0" * 400)), [], "log-likelihood"),
+    "boolean-loglik": (lambda f: _edit_samples(f, _loglik(True)), [], "not log-likelihoods"),
+    "nan-loglik": (lambda f: _edit_samples(f, _loglik("nan")), [], "finite number"),
+    "inf-loglik": (lambda f: _edit_samples(f, _raw_loglik("Infinity")), [], "finite number"),
+    "params-1e400": (lambda f: _edit_results(f, lambda r: r["config"].update(model_num_parameters=float("inf"))), [],
+                     "model_num_parameters"),
+    "params-list": (lambda f: _edit_results(f, lambda r: r["config"].update(model_num_parameters=[1, 2])), [],
+                    "model_num_parameters"),
+    "params-true": (lambda f: _edit_results(f, lambda r: r["config"].update(model_num_parameters=True)), [],
+                    "model_num_parameters"),
+    "params-3.7": (lambda f: _edit_results(f, lambda r: r["config"].update(model_num_parameters=3.7)), [],
+                   "model_num_parameters"),
+    "model-name-dict": (lambda f: _edit_results(f, lambda r: r.update(model_name={"a": 1})), [], "model_name"),
+    "deep-version": (lambda f: _edit_results(f, lambda r: r.update(lm_eval_version=json.loads("[" * 900 + "]" * 900))),
+                     [], "lm_eval_version"),
+    "huge-seed-folder": (lambda f: (f / "org__m-seed0").rename(f / ("org__m-seed" + "9" * 23)), [], "a seed must be"),
+    "id-template-empty": (None, ["--id-template", "{}"], "--id-template"),
+    "id-template-index": (None, ["--id-template", "{0}"], "--id-template"),
+    "id-template-attribute": (None, ["--id-template", "{doc_id.__class__}"], "--id-template"),
+    "id-template-width": (None, ["--id-template", "{doc_id:>200000000}"], "--id-template"),
+}
+
+
+@pytest.fixture
+def harness_folder(tmp_path, reference):
+    harness_run(tmp_path / "out", reference, "org__m-seed0", 0)
+    return tmp_path / "out"
+
+
+def _hostile_run(args, reference, out):
+    import resource
+    import subprocess
+    import sys
+
+    code = ("import sys; from instdecay.cli import main; "
+            f"sys.exit(main({['submit', *args, '--reference', str(reference), '--out', str(out)]!r}))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTEST_CURRENT_TEST"}
+    limits = lambda: resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # noqa: E731
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                       preexec_fn=limits)
+    return r.returncode, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_harness_output_is_one_line_error(tmp_path, reference, harness_folder, case):
+    prepare, extra, expected = HOSTILE[case]
+    if prepare:
+        prepare(harness_folder)
+    args = ["import-lm-eval", str(harness_folder), "--task", "toy", "--split", "validation", "--doc-fields", "text"]
+    if "--id-template" not in extra:
+        args += ["--id-template", "i{doc_id}"]
+    code, out = _hostile_run(args + extra, reference, tmp_path / "sub")
+    assert code == 2 and "Traceback" not in out and len(out) < 3000, out
+    assert expected in out, out
+    assert not (tmp_path / "sub" / "predictions.parquet").exists()
+
+
+def test_a_samples_file_with_millions_of_tiny_records_is_refused_before_parsing(tmp_path, reference, harness_folder):
+    path = next(harness_folder.rglob("samples_*.jsonl"))
+    path.write_text('{"doc_id": 0}\n' * 3_000_000)
+    code, out = _hostile_run(["import-lm-eval", str(harness_folder), "--task", "toy", "--split", "validation",
+                              "--doc-fields", "text", "--id-template", "i{doc_id}"], reference, tmp_path / "sub")
+    assert code == 2 and "more than 1,000 records" in out, out
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("m-seed0:\n  pretrain_seed: 0\n  finetune_seed: 100000000000000000000000\n", "a seed must be"),
+    ("m-seed0: {pretrain_seed: true, finetune_seed: false}\n", "a seed must be"),
+    ("m-seed0: {finetune_seed: 1}\nm-seed0: {finetune_seed: 2}\n", "more than once"),
+    ("m-seed0: " + "{a: " * 40 + "1" + "}" * 40 + "\n", "nested deeper"),
+])
+def test_hostile_seed_maps(tmp_path, reference, harness_folder, content, expected):
+    (tmp_path / "map.yaml").write_text(content)
+    code, out = _hostile_run(["import-lm-eval", str(harness_folder), "--task", "toy", "--split", "validation",
+                              "--doc-fields", "text", "--id-template", "i{doc_id}", "--seed-map",
+                              str(tmp_path / "map.yaml")], reference, tmp_path / "sub")
+    assert code == 2 and "Traceback" not in out and expected in out, out
+
+
+def test_out_through_a_symlinked_folder_is_refused(tmp_path, reference, harness_folder):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "predictions.parquet").write_text("my own file")
+    (tmp_path / "link").symlink_to(mine)
+    code, out = _hostile_run(["import-lm-eval", str(harness_folder), "--task", "toy", "--split", "validation",
+                              "--doc-fields", "text", "--id-template", "i{doc_id}"], reference, tmp_path / "link")
+    assert code == 2 and "symbolic link" in out, out
+    assert (mine / "predictions.parquet").read_text() == "my own file"
+
+
+def _csv_rows(reference):
+    ids = load_instances(reference, "toy", "validation")["instance_id"].tolist()
+    return "instance_id,pred\n" + "".join(f"{i},a\n" for i in ids)
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("bert-seed" + "1" * 28 + ".csv", None, "a seed must be"),
+    ("bert-seed0.csv", "instance_id,pred,instance_id\ni0,a,i1\n", "appear more than once"),
+])
+def test_hostile_csv_imports(tmp_path, reference, name, content, expected):
+    path = tmp_path / name
+    path.write_text(content or _csv_rows(reference))
+    code, out = _hostile_run(["import-csv", str(path), "--task", "toy", "--split", "validation", "--model", "m"],
+                             reference, tmp_path / "sub")
+    assert code == 2 and "Traceback" not in out and expected in out, out

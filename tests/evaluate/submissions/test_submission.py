@@ -199,30 +199,92 @@ def test_per_run_csv_import(tmp_path, world):
         pd.DataFrame({"instance_id": run["instance_id"], "pred": np.array(["a", "b", "c"])[probs.argmax(axis=1)]}) \
             .to_csv(tmp_path / f"run-pseed{p}-fseed{f}.csv", index=False)
     assert main(["submit", "import-csv", *map(str, sorted(tmp_path.glob("run-*.csv"))), "--task", "toy",
-                 "--split", "validation", "--model", "csv-model", "--out", str(tmp_path / "sub")]) == 0
+                 "--split", "validation", "--model", "csv-model", "--out", str(tmp_path / "sub"),
+                 "--reference", str(reference)]) == 0
     sub = load_submission(tmp_path / "sub", reference)  # submission.yaml written: nothing to add by hand
     assert sub.name == "csv-model" and sub.correct.shape == (20, 2, 2) and sub.pretrain_seeds.tolist() == [0, 1]
 
 
-def test_csv_import_refuses_files_without_predictions_or_seeds(tmp_path):
+def test_csv_import_refuses_files_without_predictions_or_seeds(tmp_path, world):
     from instdecay.evaluate.submissions.importers import import_run_csvs
 
+    reference, _ = world
+    kw = dict(task="toy", split="validation")
     pd.DataFrame({"instance_id": ["i0"], "score": [0.3]}).to_csv(tmp_path / "a-seed0.csv", index=False)
     with pytest.raises(ValueError, match="no predictions"):
-        import_run_csvs([tmp_path / "a-seed0.csv"], tmp_path / "sub")
+        import_run_csvs([tmp_path / "a-seed0.csv"], tmp_path / "sub", reference, **kw)
     pd.DataFrame({"instance_id": ["i0"], "pred": ["a"]}).to_csv(tmp_path / "model_p3_bf16.csv", index=False)
     with pytest.raises(ValueError, match="cannot tell its seeds"):
-        import_run_csvs([tmp_path / "model_p3_bf16.csv"], tmp_path / "sub")
+        import_run_csvs([tmp_path / "model_p3_bf16.csv"], tmp_path / "sub", reference, **kw)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--task", "SST-2", "--split", "validation"], "the task must be one of ['toy']"),
+    (["--task", "toy", "--split", "dev"], "the split (evaluation set) must be one of"),
+    (["--task", "toy", "--split", "validaton"], "did you mean 'validation'?"),
+])
+def test_csv_import_runs_the_validate_checks_before_writing(tmp_path, world, capsys, flags, expected):
+    reference, valid = world
+    run = valid[(valid.pretrain_seed == 0) & (valid.finetune_seed == 0)]
+    probs = np.stack(run["probs"].to_numpy())
+    pd.DataFrame({"instance_id": run["instance_id"], "pred": np.array(["a", "b", "c"])[probs.argmax(axis=1)]}) \
+        .to_csv(tmp_path / "bert-seed0.csv", index=False)
+    code = main(["submit", "import-csv", str(tmp_path / "bert-seed0.csv"), *flags, "--out", str(tmp_path / "sub"),
+                 "--reference", str(reference)])
+    captured = capsys.readouterr()
+    assert code == 2 and expected in captured.out + captured.err
+    assert not (tmp_path / "sub" / "predictions.parquet").exists()
+
+
+def test_csv_import_names_the_model_from_its_files_and_checks_ids(tmp_path, world, capsys):
+    reference, valid = world
+    for f in (0, 1):
+        run = valid[(valid.pretrain_seed == 0) & (valid.finetune_seed == f)]
+        probs = np.stack(run["probs"].to_numpy())
+        pd.DataFrame({"instance_id": run["instance_id"], "prob_A": probs[:, 0], "prob_B": probs[:, 1],
+                      "prob_C": probs[:, 2]}).to_csv(tmp_path / f"bert-seed{f}.csv", index=False)
+    assert main(["submit", "import-csv", str(tmp_path / "bert-seed0.csv"), str(tmp_path / "bert-seed1.csv"), "--task",
+                 "toy", "--split", "validation", "--out", str(tmp_path / "sub"), "--reference", str(reference)]) == 0
+    assert load_submission(tmp_path / "sub", reference).name == "bert"  # prob_<LABEL> matched whatever the case
+    run = valid[(valid.pretrain_seed == 0) & (valid.finetune_seed == 0)]
+    pd.DataFrame({"instance_id": [i[1:] for i in run["instance_id"]], "pred": "a"}).to_csv(tmp_path / "ids-seed0.csv",
+                                                                                        index=False)
+    assert main(["submit", "import-csv", str(tmp_path / "ids-seed0.csv"), "--task", "toy", "--split", "validation",
+                 "--out", str(tmp_path / "sub2"), "--reference", str(reference)]) == 2
+    assert "these look like row numbers; write the reference's ids (like 'i0'" in capsys.readouterr().out
+
+
+def test_metadata_messages_teach_the_fix(tmp_path, world):
+    reference, valid = world
+    path = _write(tmp_path, valid)
+    (tmp_path / "submission.yaml").unlink()
+    with pytest.raises(ValueError, match=r"there is no submission.yaml: write one .* or pass --task, --split and "
+                                         r"--model"):
+        load_submission(path, reference)
+    (tmp_path / "submission.yaml").write_text("model: m\nsplit: validation\nparms: 10\n")
+    with pytest.raises(ValueError, match=r"unknown metadata field\(s\) 'parms' \(did you mean 'params'\?\)"):
+        load_submission(path, reference)
+    (tmp_path / "submission.yaml").write_text("model: m\nsplit: validation\nparams: 1e6\ntraining_data: toy pool\n")
+    sub = load_submission(path, reference)
+    assert sub.metadata["params"] == 1_000_000 and sub.metadata["training_data"] == "toy pool"
+
+
+def test_label_names_match_whatever_the_case(tmp_path, world):
+    reference, valid = world
+    labels = np.array(["A", "b", "C"])[[int(np.argmax(v)) for v in valid.probs]]
+    sub = load_submission(_write(tmp_path, valid.drop(columns="probs").assign(pred=labels)), reference)
+    expected = load_submission(_write(tmp_path, valid), reference)
+    np.testing.assert_array_equal(sub.correct, expected.correct)
 
 
 def test_a_copy_of_a_reference_size_is_refused(tmp_path, world, capsys):
     reference, _ = world
     out = tmp_path / "sub"
     assert main(["submit", "from-release", str(reference), "--task", "toy", "--split", "validation",
-                 "--size", "small", "--out", str(out)]) == 0
-    assert main(["submit", "validate", str(out), "--reference", str(reference)]) == 2  # submission.yaml written
+                 "--size", "small", "--out", str(out), "--reference", str(reference)]) == 2
     printed = capsys.readouterr().out
     assert "is identical at float16 precision to reference run small__p0__f0__c2" in printed
+    assert "nothing was written" in printed and not (out / "predictions.parquet").exists()
 
 
 def test_duplicated_runs_are_refused(tmp_path, world):
