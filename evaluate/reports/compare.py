@@ -13,12 +13,13 @@ from ...loaders.glue import HUB_GLUE
 from ...loaders.manifest import seed_design
 from ...loaders.read import load_instances, load_tensor, read_manifest, resolve
 from ..stats._validate import SeedLike, check_rng
-from ..stats.decay import decay_bounds
+from ..stats.decay import DecayBounds
 from ..stats.decomposition import decompose
 from ..stats.paired import paired_bootstrap
 from ... import __version__
 from ...atomic import atomic_write_text
 from . import plots
+from .pairs import pair_bounds
 from .report import DECAY_DEFINITION, NEGATIVE_COMPONENTS, REPORT_FORMAT, markdown_table
 from ..submissions.assemble import Submission
 
@@ -57,16 +58,13 @@ def _position(pb) -> str:
     return "above" if pb.ci_low > 0 else "below" if pb.ci_high < 0 else "indistinguishable"
 
 
-def _bounds(ref: np.ndarray, x: np.ndarray, n_boot: int, rng: np.random.Generator, seed_design: str) -> dict[str, object]:
+def _bounds(b: DecayBounds, rig: DecayBounds) -> dict[str, object]:
     """Decay / improve bounds of the submission against one reference size on a matched design, plus the
-    rigorous LCBs on one 0/1 run per pretraining seed when the matched design averages runs."""
-    b = decay_bounds(ref, x, match="subsample", n_boot=n_boot, seed=rng, seed_design=seed_design)
-    rig = b if b.rigorous else decay_bounds(ref, x, match="subsample", runs_per_unit=1, n_boot=n_boot, seed=rng,
-                                            seed_design=seed_design)
+    rigorous LCBs on one 0/1 run per pretraining seed."""
     return {"decay": b.decay, "decay_lcb": b.decay_lcb, "decay_lcb_rigorous": rig.decay_lcb,
             "improve": b.improve, "improve_lcb": b.improve_lcb, "improve_lcb_rigorous": rig.improve_lcb,
             "design": b.design, "rigorous_design": rig.design,
-            "noise_submission": b.noise_larger, "noise_reference": b.noise_smaller}, b
+            "noise_submission": b.noise_larger, "noise_reference": b.noise_smaller}
 
 
 def _disagreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -78,7 +76,7 @@ def _disagreement(a: np.ndarray, b: np.ndarray) -> float:
 
 def compare(sub: Submission, reference: str | Path, *, revision: str | None = None, n_boot: int = 1000,
             seed: SeedLike = 0, glue_dir: str | Path | None = None, text_from: str | Path = HUB_GLUE,
-            top_k: int = 20) -> Comparison:
+            top_k: int = 20, workers: int | None = None) -> Comparison:
     """Compare ``sub`` with each reference size on the same task and split.
 
     For every size: the accuracy difference (submission minus size) with a 95% t interval over both models'
@@ -89,7 +87,7 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
     95% LCB on one 0/1 run per pretraining seed; and run-level disagreement. With a single run the bounds are
     not available (they need >= 2 runs to build the random baseline). The statistics assume finetuning seeds may be
     crossed with pretraining seeds unless both the reference's manifest and the submission's ``seed_design`` say
-    ``nested``.
+    ``nested``. The bootstraps of the sizes run on ``workers`` threads (default: the available CPUs).
     """
     rng = check_rng(seed)
     folder = resolve(reference, revision)
@@ -120,14 +118,16 @@ def compare(sub: Submission, reference: str | Path, *, revision: str | None = No
         runs = tensors[size].mean(axis=0).ravel()
         ladder_rows.append({"size": size, "n_params": entry["grid"][size]["n_params"], "accuracy": float(runs.mean()),
                             "run_std": float(runs.std(ddof=1)) if runs.size > 1 else np.nan, "runs": runs.size})
+    bounds = dict(zip(tensors, pair_bounds([(ref, x) for ref in tensors.values()], n_boot=n_boot,
+                                           seed_design=design, seed=rng, workers=workers))) if n_runs >= 2 else {}
     for size, ref in tensors.items():
         row: dict[str, object] = {"reference": size}
         pb = paired_bootstrap(ref, x, seed_design=design)
         row.update({"delta_accuracy": pb.delta, "delta_ci_low": pb.ci_low, "delta_ci_high": pb.ci_high,
                     "position": _position(pb), "disagreement": _disagreement(ref, x)})
         if n_runs >= 2:
-            bounds, b = _bounds(ref, x, n_boot, rng, design)
-            row.update(bounds)
+            b, rigorous = bounds[size]
+            row.update(_bounds(b, rigorous))
             curves[size] = {"t": b.thresholds.tolist(), "difference": b.ecdf_difference.tolist(),
                             "baseline": b.ecdf_baseline.tolist(), "decay": b.decay, "t_decay": b.decay_threshold,
                             "decay_lcb": b.decay_lcb}

@@ -8,13 +8,13 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from ..stats._validate import SeedLike, as_scores, check_rng, check_same_instances, last_checkpoint
-from ..stats.decay import DecayBounds, decay_bounds
+from ..stats.decay import DecayBounds
 from ..stats.decomposition import decompose
 from ..stats.disagreement import seed_disagreement
 from ..stats.momentum import momentum
+from .pairs import pair_bounds
 
 
 @dataclass(frozen=True)
@@ -55,23 +55,6 @@ class LadderReport:
         }
 
 
-def _is_binary(x: np.ndarray) -> bool:
-    return bool(np.isin(x, (0.0, 1.0)).all())
-
-
-def _rigorous(smaller: np.ndarray, larger: np.ndarray, paper: DecayBounds, confidence: float, n_boot: int,
-              rng: np.random.Generator, seed_design: str) -> dict[str, object]:
-    """LCBs on one 0/1 run per pretraining seed (Theorem 1 exact, same target as the all-runs estimate);
-    empty for probability scores, where no design is rigorous."""
-    if paper.rigorous:
-        return {"decay_lcb_rigorous": paper.decay_lcb, "improve_lcb_rigorous": paper.improve_lcb}
-    if not (_is_binary(smaller) and _is_binary(larger)):
-        return {"decay_lcb_rigorous": None, "improve_lcb_rigorous": None}
-    r = decay_bounds(smaller, larger, match="subsample", runs_per_unit=1, confidence=confidence, n_boot=n_boot,
-                     seed=rng, seed_design=seed_design)
-    return {"decay_lcb_rigorous": r.decay_lcb, "improve_lcb_rigorous": r.improve_lcb}
-
-
 def analyze_ladder(
     ladder: Mapping[str, object],
     *,
@@ -84,6 +67,7 @@ def analyze_ladder(
     majority: float | None = None,
     progress: bool = True,
     seed_design: str = "crossed",
+    workers: int | None = None,
 ) -> LadderReport:
     """Run the paper's analyses on a ladder ``{size name: scores}`` ordered from smallest to largest.
 
@@ -94,7 +78,9 @@ def analyze_ladder(
     all-runs estimate, a 95% LCB on that design, and a rigorous LCB on one 0/1 run per pretraining seed; sizes
     with different seed grids are compared on a matched design), and momentum (naive and noise-corrected) for
     consecutive triples and for (smallest, middle, largest). ``seed_design`` (``"crossed"``, valid either way, or
-    ``"nested"`` when the data's manifest says runs share no seeds) goes to every estimator.
+    ``"nested"`` when the data's manifest says runs share no seeds) goes to every estimator. The pairs' bootstraps
+    run on ``workers`` threads (default: the available CPUs); each pair has its own random stream spawned from
+    ``seed``, so the numbers do not depend on ``workers``.
     """
     if len(ladder) < 2:
         raise ValueError(f"ladder: need at least 2 sizes, found {len(ladder)}")
@@ -114,19 +100,18 @@ def analyze_ladder(
         if min(last[name].shape[1:]) >= 2:  # last checkpoint, as the paper's main analyses
             for estimator in ("unbiased", "plugin"):
                 dec_rows.append({"size": name, **decompose(last[name], estimator, seed_design).to_dict()})
-        if _is_binary(last[name]):
+        if np.isin(last[name], (0.0, 1.0)).all():
             dis_rows.append({"size": name, **seed_disagreement(last[name]).__dict__})
 
     pairs = list(combinations(range(len(sizes)), 2))
+    results = pair_bounds([(last[sizes[i]], last[sizes[j]]) for i, j in pairs], n_boot=n_boot,
+                          confidence=confidence, seed_design=seed_design, seed=rng, workers=workers, progress=progress)
     bound_rows = []
-    extreme = None
-    for i, j in tqdm(pairs, desc="decay bounds", disable=not progress):
-        r = decay_bounds(last[sizes[i]], last[sizes[j]], match="subsample", confidence=confidence, n_boot=n_boot,
-                         seed=rng, seed_design=seed_design)
+    for (i, j), (r, rigorous) in zip(pairs, results):
         bound_rows.append({"smaller": sizes[i], "larger": sizes[j], **r.to_dict(),
-                           **_rigorous(last[sizes[i]], last[sizes[j]], r, confidence, n_boot, rng, seed_design)})
-        if (i, j) == (0, len(sizes) - 1):
-            extreme = r
+                           "decay_lcb_rigorous": rigorous.decay_lcb if rigorous else None,
+                           "improve_lcb_rigorous": rigorous.improve_lcb if rigorous else None})
+    extreme = results[pairs.index((0, len(sizes) - 1))][0]
 
     triples = [(k, k + 1, k + 2) for k in range(len(sizes) - 2)]
     if len(sizes) > 3:

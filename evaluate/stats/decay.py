@@ -18,6 +18,8 @@ Method = Literal["band", "split"]
 _CHUNK_CELLS = 8_000_000
 # Threshold grid step for non-binary scores (gold probabilities): the paper's 0.01 grid on [-1, 1].
 _GRID_STEP = 0.01
+# Integers up to 2**24 are exact in float32, the dtype of the 0/1 matmuls.
+_EXACT_FLOAT32 = 2**24
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,10 @@ class _Plan:
 
 
 def _plan(kind: str, n_units: int, n_runs: int) -> _Plan:
-    """``nested``: halves of the units, every run of each (the paper's baseline); ``crossed``: the diagonal blocks of
-    halves of units and halves of runs, so that b carries the noise of finetuning seeds shared across pretraining
-    seeds as d does; ``paired``: one run per unit, halves of the units."""
+    """``nested``: halves of the units, every run of each (the paper's baseline); ``crossed``: two diagonal blocks,
+    (first half of the units) x (first half of the runs) and (second half) x (second half), which share no seed of
+    either kind; d is the blocks' mean and b their difference, so both carry a finetuning seed shared across
+    pretraining seeds alike and live on one lattice; ``paired``: one run per unit, halves of the units."""
     h = n_units // 2
     half = np.where(np.arange(n_units) < h, -1.0, 1.0)
     if kind == "crossed":
@@ -174,21 +177,20 @@ def _plan(kind: str, n_units: int, n_runs: int) -> _Plan:
         second = (np.arange(n_units)[:, None] >= h) & (np.arange(n_runs)[None, :] >= g) & \
                  (np.arange(n_runs)[None, :] < 2 * g)
         contrast = (second.astype(float) - first) / (h * g)
-        return _Plan(n_units, n_runs, np.full((n_units, n_runs), 1 / (n_units * n_runs)), contrast, True, False)
+        return _Plan(n_units, n_runs, (first | second) / (2 * h * g), contrast, True, False)
     if kind == "paired":
         return _Plan(n_units, 1, np.full((n_units, 1), 1 / n_units), (half / h)[:, None], True, True)
     return _Plan(n_units, n_runs, np.full((n_units, n_runs), 1 / (n_units * n_runs)),
                  np.repeat((half / (h * n_runs))[:, None], n_runs, axis=1), False, False)
 
 
-def _integer_scale(plans: list[_Plan]) -> int:
+def _integer_scale(plan: _Plan) -> int:
     """The smallest D that makes every weight (mean, and contrast / 2) an integer: d * D and b * D are then
     integer sums of 0/1 scores."""
     scale = 1
-    for plan in plans:
-        for w in (plan.mean, plan.contrast / 2):
-            for v in np.unique(np.abs(w[w != 0])):
-                scale = math.lcm(scale, round(1 / v))
+    for w in (plan.mean, plan.contrast / 2):
+        for v in np.unique(np.abs(w[w != 0])):
+            scale = math.lcm(scale, round(1 / v))
     return scale
 
 
@@ -383,7 +385,7 @@ def decay_bounds(
     rigorous = binary and (use_runs == 1 or not two_way)
     lcb_plan = _plan(kind, use_units, use_runs)
     paper_plan = _plan("nested", 2 * (min(ps, pl) // 2), min(fs, fl) if runs_per_unit is None else runs_per_unit)
-    scale = _integer_scale([lcb_plan, paper_plan]) if binary else 1.0
+    scale = _integer_scale(paper_plan) if binary else 1.0
     flat = [s.values.reshape(n, -1).astype(np.float32 if binary else np.float64) for s in sides]
 
     # The paper's estimate and curves: its baseline, units and runs in the given order, exact ECDFs.
@@ -399,7 +401,8 @@ def decay_bounds(
 
     decay_lcb = improve_lcb = None
     if n_boot:
-        decay_lcb, improve_lcb = _lcbs(sides, flat, lcb_plan, kind, binary, scale, n_patterns, n_boot, confidence,
+        lcb_scale = _integer_scale(lcb_plan) if binary else 1.0  # its own lattice: fewer grid points, same bounds
+        decay_lcb, improve_lcb = _lcbs(sides, flat, lcb_plan, kind, binary, lcb_scale, n_patterns, n_boot, confidence,
                                        method, rng)
     warning = None
     if shared_runs:
@@ -454,15 +457,16 @@ def _lcbs(sides: list[_Side], flat: list[np.ndarray], plan: _Plan, kind: str, bi
     step = 1.0 if binary else _GRID_STEP
     lo, hi = (-scale, scale) if binary else (-1.0, 1.0)
     grid = np.arange(round((hi - lo) / step) + 1) * step + lo
-    d_fixed = all(plan.mean.size == s.shape[0] * s.shape[1] and kind != "paired" and plan.n_units == s.shape[0]
-                  for s in sides)
+    d_fixed = kind == "nested" and all(plan.n_units == s.shape[0] and plan.n_runs == s.shape[1] for s in sides)
     if method == "split":
         return _split_lcbs(sides, flat, columns, plan, binary, scale, n_patterns, n_boot, confidence, grid, lo, step,
                            rng, n)
     gaps = _gap_curves(sides, data, columns, plan, n_patterns, binary, scale, lo, step, grid.size, d_fixed) / n + fixed
     observed, boot = gaps[0], gaps[1:]
     inflation = np.sqrt(plan.n_units / (plan.n_units - 1)) if plan.n_units > 1 else 1.0
-    negative, positive = grid < 0, grid > 0
+    # decay: t < 0; improve: t > 0, where P(d > t) on the lattice equals its value at the grid point 0 (counts are
+    # taken at or below each grid point), so the improve side starts at 0
+    negative, positive = grid < 0, grid >= 0
     return (_simultaneous_lcb(observed[negative], boot[:, negative], inflation, confidence),
             _simultaneous_lcb(-observed[positive], -boot[:, positive], inflation, confidence))
 
@@ -487,36 +491,62 @@ def _fixed_gap(flat: list[np.ndarray], keep: np.ndarray, binary: bool, scale: fl
 
 
 def _gap_curves(sides, data, columns, plan, n_patterns, binary, scale, lo, step, width, d_fixed) -> np.ndarray:
-    """Gap curves (columns // n_patterns, T) in counts, averaged over each replicate's patterns."""
+    """Gap curves (columns // n_patterns, T) in counts, averaged over each replicate's patterns. Both sides'
+    cells form one design matrix, so d and b of a chunk of columns are one matmul each; for 0/1 scores on a
+    small lattice, one matmul gives both at once as a joint integer code (half the values to count)."""
     n = data[0].shape[0]
     n_cols = columns[0][0].shape[0]
+    exact_columns = _EXACT_FLOAT32 // (width * width) - 2  # codes and partial sums stay below 2**24
+    joint = binary and width * width <= n // 4 and n_patterns <= exact_columns
     chunk = max(n_patterns, (_CHUNK_CELLS // max(n, 1)) // n_patterns * n_patterns)
+    if joint:
+        chunk = min(chunk, exact_columns // n_patterns * n_patterns)
+    design = np.hstack(data)
+    if binary:  # integer-valued floats: the shift to non-negative codes rides along as a bias column
+        design = np.hstack([design, np.ones((n, 1), design.dtype)])
     out = []
     for start in range(0, n_cols, chunk):
         sl = slice(start, start + chunk)
-        w = [_weights(s, plan, units[sl], runs[sl], scale) for s, (units, runs) in zip(sides, columns)]
-        if d_fixed:  # every pattern uses every cell: d is the replicate's, the same for all its patterns
-            d = data[1] @ w[1][0][::n_patterns].T - data[0] @ w[0][0][::n_patterns].T
+        (s_mean, s_contrast), (l_mean, l_contrast) = (_weights(s, plan, units[sl], runs[sl], scale)
+                                                      for s, (units, runs) in zip(sides, columns))
+        mean, contrast = np.hstack([-s_mean, l_mean]), np.hstack([s_contrast, l_contrast])
+        if joint:
+            count_d, count_b = _joint_counts(design, mean, contrast, n_patterns, lo, width)
         else:
-            d = data[1] @ w[1][0].T - data[0] @ w[0][0].T
-        b = data[0] @ w[0][1].T + data[1] @ w[1][1].T
-        count_d = _counts(d, lo, step, width, binary)
-        count_b = _counts(b, lo, step, width, binary).reshape(-1, n_patterns, width).mean(axis=1)
-        if not d_fixed:
-            count_d = count_d.reshape(-1, n_patterns, width).mean(axis=1)
+            # with d_fixed every pattern uses every cell: d is the replicate's, the same for all its patterns
+            count_d = (_counts(design, mean[::n_patterns], 1, lo, step, width, binary) if d_fixed
+                       else _counts(design, mean, n_patterns, lo, step, width, binary))
+            count_b = _counts(design, contrast, n_patterns, lo, step, width, binary)
         out.append(count_d - count_b)
     return np.concatenate(out)
 
 
-def _counts(x: np.ndarray, lo: float, step: float, width: int, binary: bool) -> np.ndarray:
-    """(C, T) counts of each column of ``x`` (N, C) at or below each grid point lo, lo + step, ...: exact for
-    integer numerators; for probabilities the first grid point >= x (after rounding off float noise)."""
-    offsets = np.arange(x.shape[1], dtype=x.dtype) * width
-    if binary:  # integer-valued floats (exact below 2**24): shift and convert once
-        codes = (x + (offsets - lo)).astype(np.intp)
+def _joint_counts(design: np.ndarray, mean: np.ndarray, contrast: np.ndarray, group: int, lo: float,
+                  width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of d and b (as :func:`_counts`) for 0/1 scores from one joint code per instance and column,
+    ``(d - lo) * width + (b - lo)`` plus the column's offset, exact while every code is below 2**24."""
+    n_out = mean.shape[0]
+    bias = (np.arange(n_out) * width * width - lo * (width + 1))[:, None]
+    codes = (design @ np.hstack([mean * width + contrast, bias.astype(mean.dtype)]).T).astype(np.intp)
+    hist = np.bincount(codes.ravel(), minlength=n_out * width * width).reshape(n_out, width, width)
+    count_d, count_b = np.cumsum(hist.sum(axis=2), axis=1), np.cumsum(hist.sum(axis=1), axis=1)
+    return (count_d.reshape(-1, group, width).mean(axis=1), count_b.reshape(-1, group, width).mean(axis=1))
+
+
+def _counts(design: np.ndarray, weights: np.ndarray, group: int, lo: float, step: float, width: int,
+            binary: bool) -> np.ndarray:
+    """(C / group, T) counts of ``design @ weights.T`` (N, C) at or below each grid point lo, lo + step, ...,
+    each summed over ``group`` consecutive columns and divided by ``group``. Exact for integer numerators (0/1
+    scores, whose design carries a last column of ones for the shift); for probabilities the first grid point
+    >= x (after rounding off float noise)."""
+    n_out = weights.shape[0] // group
+    offsets = np.repeat(np.arange(n_out) * width, group)
+    if binary:
+        codes = (design @ np.hstack([weights, (offsets - lo)[:, None].astype(weights.dtype)]).T).astype(np.intp)
     else:
-        codes = np.ceil(np.round((x - lo) / step, 3)).astype(np.intp) + offsets.astype(np.intp)
-    return np.cumsum(np.bincount(codes.ravel(), minlength=x.shape[1] * width).reshape(-1, width), axis=1)
+        codes = np.ceil(np.round((design @ weights.T - lo) / step, 3)).astype(np.intp) + offsets
+    counts = np.bincount(codes.ravel(), minlength=n_out * width).reshape(n_out, width)
+    return np.cumsum(counts, axis=1) / group
 
 
 def _simultaneous_lcb(observed: np.ndarray, boot: np.ndarray, inflation: float, confidence: float) -> float:
@@ -541,7 +571,7 @@ def _split_lcbs(sides, data, columns, plan, binary, scale, n_patterns, n_boot, c
         part = [x[half] for x in data]
         curves.append(_gap_curves(sides, part, columns, plan, n_patterns, binary, scale, lo, step, grid.size, False) / n)
     out = []
-    for sign, allowed in ((1, grid < 0), (-1, grid > 0)):
+    for sign, allowed in ((1, grid < 0), (-1, grid >= 0)):
         values = []
         for chooser, measured in ((curves[0], curves[1]), (curves[1], curves[0])):
             masked = np.where(allowed, sign * chooser[0], -np.inf)

@@ -238,3 +238,17 @@ def test_crossed_null_certifies_nothing_where_the_nested_baseline_does():
         crossed.append(decay_bounds(s, l_, n_boot=200, seed=r).decay_lcb)
     assert np.mean(np.array(nested) > 0) >= 0.6
     assert np.mean(np.array(crossed) > 0) <= 0.2
+
+
+@pytest.mark.parametrize("kw", [{}, {"seed_design": "nested"}, {"runs_per_unit": 1}])
+def test_joint_code_counting_equals_separate_counting(monkeypatch, kw):
+    """0/1 scores on a small lattice count d and b from one joint integer code per column; the bounds must be
+    those of counting d and b separately."""
+    import instdecay.evaluate.stats.decay as decay
+
+    sim = simulate(3000, sizes=("s", "l"), n_pretrain=4, n_finetune=2, step=1.0, step_sd=1.0, seed=2)  # 9-17 points
+    joint = decay_bounds(sim.scores["s"], sim.scores["l"], n_boot=100, seed=1, **kw)
+    monkeypatch.setattr(decay, "_EXACT_FLOAT32", 1)  # no joint code fits: the separate path
+    separate = decay_bounds(sim.scores["s"], sim.scores["l"], n_boot=100, seed=1, **kw)
+    assert joint.improve_lcb > 0
+    assert (joint.decay_lcb, joint.improve_lcb) == (separate.decay_lcb, separate.improve_lcb)
