@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from . import __version__
@@ -330,10 +331,27 @@ def _command(parent, name: str, help: str, example: str, description: str | None
                              epilog="example:\n  " + example.replace("\n", "\n  "), formatter_class=_Formatter)
 
 
+def _group(parent, name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
+    """A command with steps (``instdecay submit validate``): its help says what the group is for."""
+    return parent.add_parser(name, help=help, description=textwrap.fill(description, 100), formatter_class=_Formatter,
+                             epilog="example:\n  " + example.replace("\n", "\n  "))
+
+
+WORKFLOW = """workflow:
+  instdecay report                          the paper's analyses on the shipped reference (or --simulated)
+  instdecay submit import-csv ... --out S   your model's per-run predictions -> a checked submission folder
+  instdecay submit validate S               every problem with its file, row and field
+  instdecay evaluate S --out R              noise-corrected comparison with every reference size
+  instdecay leaderboard build --submissions DIR --out site/
+  instdecay generate grid SPEC              train a ladder and write its predictions (extra [generate])
+  instdecay release build SHARDS OUT        publish a ladder as a dataset (then release validate / push)
+
+  instdecay COMMAND --help                  each command's options and an example"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="instdecay", description=__doc__, formatter_class=_Formatter,
-                                     epilog="example:\n  instdecay report            # the paper's analyses on the "
-                                            "shipped reference\n  instdecay COMMAND --help    # each command's options")
+                                     epilog=WORKFLOW)
     parser.add_argument("--version", action="version", version=f"instdecay {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -350,7 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (and of --simulated)")
     report.set_defaults(func=_report)
 
-    submit = sub.add_parser("submit", help="check or import a submission of per-instance predictions")
+    submit = _group(sub, "submit", "check or import a submission of per-instance predictions",
+                    "Turn your model's per-run predictions (CSV, parquet, JSONL, lm-evaluation-harness samples or an "
+                    "instdecay release) into a submission folder checked against the reference: instance ids and "
+                    "hashes, labels, seeds, metadata. Every importer runs validate's checks before it writes.",
+                    "instdecay submit import-csv runs/*.csv --task sst2 --split validation --model my-bert --out my-sub/"
+                    "\ninstdecay submit validate my-sub/")
     ssub = submit.add_subparsers(dest="submit_command", metavar="STEP", required=True)
     validate_sub = _command(ssub, "validate", "validate a submission against the reference (exit 2 on problems)",
                             "instdecay submit validate examples/minilm-sst2")
@@ -416,7 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--glue-dir", help="local GLUE folder to show instance text from (checked by instance_hash)")
     ev.set_defaults(func=_evaluate)
 
-    board = sub.add_parser("leaderboard", help="rank submissions against the reference ladder (static site)")
+    board = _group(sub, "leaderboard", "rank submissions against the reference ladder (static site)",
+                   "Evaluate submissions against the reference ladder and publish a static site: one ranked table per "
+                   "task and evaluation set, a page per submission, and Hub model-index / eval-results exports.",
+                   "instdecay leaderboard build --submissions examples/ --out site/")
     bsub = board.add_subparsers(dest="leaderboard_command", metavar="STEP", required=True)
     lb = _command(bsub, "build", "evaluate every submission (cached) and write leaderboard.json/.md and index.html",
                   "instdecay leaderboard build --submissions examples/ --out site/\n"
@@ -438,7 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="publish the board without rejected submissions (default: publish nothing and exit 2)")
     lb.set_defaults(func=_leaderboard_build)
 
-    release = sub.add_parser("release", help="build, validate and push the prediction dataset")
+    release = _group(sub, "release", "build, validate and push the prediction dataset",
+                     "Publish a ladder's per-instance predictions: build the Hub layout (parquet, manifest, dataset "
+                     "card with the paper's analyses) from generated shards, validate it, and push it to the Hub.",
+                     "instdecay release build work/cpu-sst2/shards my-release/ --no-text\n"
+                     "instdecay release validate my-release/\n"
+                     "instdecay release push my-release/ my-org/my-predictions --tag v1.0 --dry-run")
     rsub = release.add_subparsers(dest="release_command", metavar="STEP", required=True)
     build = _command(rsub, "build", "collect per-run shards into the Hub layout (parquet + card + manifest)",
                      "instdecay release build work/cpu-sst2/shards my-release/ --no-text")
@@ -459,7 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     push = _command(rsub, "push", "upload a validated release folder to the Hugging Face Hub",
                     "instdecay release push my-release/ my-org/my-predictions --tag v1.0 --dry-run")
     push.add_argument("folder", help="release folder")
-    push.add_argument("repo_id", nargs="?", default="instdecay/predictions", help="dataset repo on the Hub (owner/name)")
+    push.add_argument("repo_id", nargs="?", default="instdecay/predictions",
+                      help="dataset repo on the Hub (owner/name; default: %(default)s)")
     push.add_argument("--revision", help="branch to commit to (default: the repo's default branch)")
     push.add_argument("--private", action="store_true", help="create the repo as private (when it does not exist)")
     push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
@@ -467,7 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--dry-run", action="store_true", help="print what would be uploaded, upload nothing")
     push.set_defaults(func=_release_push)
 
-    generate = sub.add_parser("generate", help="produce per-run prediction shards")
+    generate = _group(sub, "generate", "produce per-run prediction shards",
+                      "Train a ladder (model sizes x pretraining seeds x finetuning seeds) from an experiment spec and "
+                      "write every run's per-instance predictions, resumably; or import an existing prediction "
+                      "release. Needs the [generate] extra (torch, transformers).",
+                      "instdecay generate grid generate/specs/cpu-sst2.yaml --executor process --workers 2")
     gsub = generate.add_subparsers(dest="generate_command", metavar="STEP", required=True)
     imp = _command(gsub, "import-2021", "import a task folder of the Zhong et al. (2021) prediction release",
                    "instdecay generate import-2021 model_data_for_release/sst2 shards/")

@@ -52,10 +52,29 @@ def test_cli_user_error_is_one_line(capsys):
     assert err.startswith("instdecay report: error:") and "\n" not in err
 
 
-def test_cli_help_lists_subcommands(capsys):
+def test_cli_help_lists_subcommands_and_the_workflow(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
-    assert exc.value.code == 0 and "report" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "workflow:" in out
+    for step in ("instdecay report", "submit import-csv", "submit validate", "instdecay evaluate", "leaderboard build",
+                 "generate grid", "release build"):
+        assert step in out
+
+
+@pytest.mark.parametrize("group", ["submit", "leaderboard", "release", "generate"])
+def test_cli_groups_say_what_they_are_for(group, capsys):
+    with pytest.raises(SystemExit):
+        main([group, "--help"])
+    out = capsys.readouterr().out
+    description = out.split("positional arguments")[0].split("\n\n", 1)[1]
+    assert len(description.split()) >= 15 and "example:" in out
+
+
+def test_cli_push_shows_its_default_repo_id(capsys):
+    with pytest.raises(SystemExit):
+        main(["release", "push", "--help"])
+    assert "default:" in capsys.readouterr().out.split("repo_id", 2)[2]
 
 
 def test_cli_report_on_a_reference_folder(tmp_path, toy_release, capsys):
