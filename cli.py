@@ -169,7 +169,7 @@ def _generate_grid(args: argparse.Namespace) -> int:
 
 def _metadata_flags(args: argparse.Namespace) -> dict[str, object]:
     return {k: getattr(args, k) for k in ("model", "task", "split", "params", "pretrained", "url", "contact",
-                                          "hub_model_id", "hub_revision")}
+                                          "hub_model_id", "hub_revision", "training_data", "seed_design")}
 
 
 def _submit_validate(args: argparse.Namespace) -> int:
@@ -256,7 +256,8 @@ def _import_release(args: argparse.Namespace) -> int:
     from .loaders import DEFAULT_REFERENCE
 
     return _wrote_submission(lambda: import_release(args.release, args.task, args.split, args.size, args.out,
-                                                    args.reference or DEFAULT_REFERENCE, args.revision))
+                                                    args.reference or DEFAULT_REFERENCE, args.revision,
+                                                    metadata=_metadata_flags(args)))
 
 
 def _leaderboard_build(args: argparse.Namespace) -> int:
@@ -289,11 +290,17 @@ def _add_metadata_arguments(p: argparse.ArgumentParser) -> None:
                  "split": "reference evaluation set (e.g. validation)", "pretrained": "what it was finetuned from",
                  "url": "link to the model or paper (https://...)", "contact": "who to ask",
                  "hub_model_id": "the model on the Hugging Face Hub (owner/name)",
-                 "hub_revision": "its Hub revision (commit or tag)"}
+                 "hub_revision": "its Hub revision (commit or tag)",
+                 "training_data": "what the model was finetuned on, e.g. 'sst2 pool rows as in the reference card' "
+                                  "(shown on the leaderboard)"}
     for name, text in described.items():
         if not any(a.dest == name for a in p._actions):
             meta.add_argument(f"--{name.replace('_', '-')}", dest=name, help=text)
     meta.add_argument("--params", type=int, help="parameter count")
+    meta.add_argument("--seed-design", choices=("nested", "crossed"),
+                      help="nested: every run's randomness from its pretraining and finetuning seed; crossed: "
+                           "finetuning seed f shared by every pretrained model (the statistics assume crossed "
+                           "unless told nested)")
 
 
 def _add_seed_arguments(p: argparse.ArgumentParser) -> None:
@@ -428,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--size", required=True, help="the size (model) to submit")
     fr.add_argument("--out", required=True, help="folder for predictions.parquet and submission.yaml")
     _add_reference_arguments(fr)
+    _add_metadata_arguments(fr)
     fr.set_defaults(func=_import_release)
 
     ev = _command(sub, "evaluate", "compare a submission with every reference size (noise-corrected)",

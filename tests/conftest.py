@@ -17,7 +17,8 @@ import pytest  # noqa: E402
 
 
 def write_toy_shards(root, task="toy", sizes=(("tiny", 1000), ("small", 5000)), n_pretrain=2, n_finetune=2,
-                     checkpoints=(1, 2), n_instances=30, eval_sets=("validation", "heldout"), seed=0, skip=()):
+                     checkpoints=(1, 2), n_instances=30, eval_sets=("validation", "heldout"), seed=0, skip=(),
+                     seed_design="unknown"):
     """Random but valid shards: a 3-class task, instances split over ``eval_sets``; returns the probabilities
     written, keyed by (size, P, F, checkpoint) -> (n_instances, 3) in instance order."""
     from instdecay.loaders import schema
@@ -44,7 +45,7 @@ def write_toy_shards(root, task="toy", sizes=(("tiny", 1000), ("small", 5000)), 
                 meta = RunMeta(task=task, family="toy", size=size, n_params=n_params, model=f"toy/{size}",
                                pretrain_seed=p, finetune_seed=f,
                                checkpoints=tuple(Checkpoint(c, float(c), 10 * c) for c in checkpoints),
-                               wall_time_s=1.5)
+                               wall_time_s=1.5, seed_design=seed_design)
                 tables = []
                 for c in checkpoints:
                     probs = rng.dirichlet(np.ones(3), n_instances).astype(np.float32)

@@ -198,14 +198,17 @@ def common_model_name(names: Sequence[str]) -> str:
 
 
 def import_release(source: str | Path, task: str, split: str, size: str, out: str | Path, reference: str | Path,
-                   revision: str | None = None) -> Path:
+                   revision: str | None = None, metadata: dict[str, object] | None = None) -> Path:
     """One size of an instdecay release (e.g. your own model run with ``instdecay generate`` and
-    ``release build``) as a submission: the last checkpoint of each run, with class probabilities, checked against
-    ``reference`` before anything is written."""
+    ``release build``) as a submission: the last checkpoint of each run, with class probabilities and the
+    release's seed design, checked against ``reference`` before anything is written. ``metadata`` (e.g.
+    ``training_data``, ``url``) overrides what the release says."""
+    from ...loaders.manifest import seed_design
     from ...loaders.read import load_predictions, read_manifest, resolve
 
     folder = resolve(source)
-    tasks = read_manifest(folder)["tasks"]
+    manifest = read_manifest(folder)
+    tasks = manifest["tasks"]
     if task not in tasks:
         raise ValueError(f"{source}: no task {task!r}; tasks: {sorted(tasks)}")
     if split not in tasks[task]["eval_sets"]:
@@ -218,6 +221,7 @@ def import_release(source: str | Path, task: str, split: str, size: str, out: st
                           columns=["instance_id", "pretrain_seed", "finetune_seed", "probs"])
     df = df.assign(probs=df["probs"].map(lambda v: [float(x) for x in v]))
     info = {"model": f"{size} ({Path(str(source)).name})", "task": task, "split": split,
-            "params": int(grid[size]["n_params"]), "source": {"format": "instdecay release", "release": str(source),
-                                                               "size": size}}
+            "params": int(grid[size]["n_params"]), "seed_design": seed_design(manifest, task),
+            "source": {"format": "instdecay release", "release": str(source), "size": size}}
+    info.update({k: v for k, v in (metadata or {}).items() if v is not None})
     return write_submission([df], out, info, reference, revision)

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import yaml
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from instdecay.cli import main
 from instdecay.evaluate.reports.compare import compare
 from instdecay.evaluate.submissions import SubmissionError, load_submission
+from instdecay.loaders.read import read_manifest
 from instdecay.loaders import load_predictions
 from instdecay.release import build_release
 
@@ -22,7 +24,8 @@ def world(tmp_path_factory, shard_writer):
     tmp = tmp_path_factory.mktemp("submission_world")
     write_toy_shards(tmp / "ref", n_pretrain=4, n_finetune=2, n_instances=40)
     build_release(tmp / "ref", tmp / "release", progress=False)
-    write_toy_shards(tmp / "new", sizes=(("new", 10**6),), n_pretrain=2, n_finetune=2, n_instances=40, seed=7)
+    write_toy_shards(tmp / "new", sizes=(("new", 10**6),), n_pretrain=2, n_finetune=2, n_instances=40, seed=7,
+                      seed_design="nested")
     build_release(tmp / "new", tmp / "new_release", progress=False, analysis=False)
     df = load_predictions(tmp / "new_release", "toy", "validation", checkpoints=2)
     valid = df[["instance_id", "pretrain_seed", "finetune_seed", "probs"]].reset_index(drop=True)
@@ -285,6 +288,18 @@ def test_a_copy_of_a_reference_size_is_refused(tmp_path, world, capsys):
     printed = capsys.readouterr().out
     assert "is identical at float16 precision to reference run small__p0__f0__c2" in printed
     assert "nothing was written" in printed and not (out / "predictions.parquet").exists()
+
+
+def test_from_release_carries_the_seed_design_and_takes_metadata_flags(tmp_path, world, capsys):
+    reference, _ = world
+    out = tmp_path / "sub"
+    assert main(["submit", "from-release", str(reference.parent / "new_release"), "--task", "toy", "--split",
+                 "validation", "--size", "new", "--out", str(out), "--reference", str(reference),
+                 "--training-data", "toy pool rows", "--model", "my-new"]) == 0
+    meta = yaml.safe_load((out / "submission.yaml").read_text())
+    assert read_manifest(reference.parent / "new_release")["tasks"]["toy"]["seed_design"] == "nested"
+    assert meta["seed_design"] == "nested"
+    assert meta["training_data"] == "toy pool rows" and meta["model"] == "my-new" and meta["params"] == 10**6
 
 
 def test_duplicated_runs_are_refused(tmp_path, world):
