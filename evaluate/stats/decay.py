@@ -12,7 +12,6 @@ from ._validate import SeedLike, as_scores, check_rng, check_same_instances, las
 
 Match = Literal["error", "subsample"]
 SeedDesign = Literal["crossed", "nested"]
-Method = Literal["band", "split"]
 
 # Bootstrap columns are processed in chunks of about this many (instance x column) cells.
 _CHUNK_CELLS = 8_000_000
@@ -40,8 +39,8 @@ class DecayBounds:
     decay_lcb, improve_lcb
         One-sided ``confidence`` lower confidence bounds on the decaying / improving fraction of these
         instances (see :func:`decay_bounds`); 0 when nothing is certified; ``None`` if ``n_boot=0``.
-    seed_design, method
-        The seed design the LCB's baseline and bootstrap assume, and how the threshold is chosen.
+    seed_design
+        The seed design the LCB's baseline and bootstrap assume.
     design_smaller, design_larger
         Each side's design as given; ``design`` the design both sides were compared on, ``matched`` whether
         the larger of the two was subsampled to get it.
@@ -69,7 +68,6 @@ class DecayBounds:
     n_boot: int
     n_patterns: int
     seed_design: str
-    method: str
     noise_smaller: str
     noise_larger: str
     design_smaller: str
@@ -90,7 +88,7 @@ class DecayBounds:
         """Scalar fields (no curves), JSON-ready."""
         keys = (
             "decay improve decay_threshold improve_threshold decay_lcb improve_lcb confidence n_boot n_patterns "
-            "seed_design method noise_smaller noise_larger design_smaller design_larger design matched rigorous "
+            "seed_design noise_smaller noise_larger design_smaller design_larger design matched rigorous "
             "shared_runs n_instances warning"
         ).split()
         return {k: getattr(self, k) for k in keys}
@@ -247,7 +245,6 @@ def decay_bounds(
     larger: object,
     *,
     seed_design: SeedDesign = "crossed",
-    method: Method = "band",
     match: Match = "error",
     runs_per_unit: int | None = None,
     confidence: float = 0.95,
@@ -281,7 +278,7 @@ def decay_bounds(
       so): the paper's baseline, halves of the pretraining seeds with all their runs, which matches d exactly and
       is more powerful; the bootstrap resamples whole pretraining seeds.
 
-    With ``method="band"`` (default) the gap :math:`\bar G(t)` is averaged over ``n_patterns`` splits into halves (and
+    The gap :math:`\bar G(t)` is averaged over ``n_patterns`` splits into halves (and
     subsamples), :math:`\bar G^*_b(t)` is its value on bootstrap replicate b with mean :math:`\mu^*(t)` and SD
     :math:`s^*(t)`, :math:`q` is the ``confidence`` quantile of :math:`\max_t (\bar G^*_b(t) - \mu^*(t)) / s^*(t)`, and
 
@@ -290,9 +287,7 @@ def decay_bounds(
 
     with U the fewest units on either side (resampling U units shrinks their variance by (U-1)/U). The band holds
     for every t at once, so choosing the best t costs nothing; the bootstrap is centred on its own mean, so noise
-    already in the observed :math:`d_i` is not counted as decay. ``method="split"`` chooses the threshold on one
-    random half of the instances and bounds the gap at it on the other half, both ways, averaged (a one-sided
-    bootstrap interval at fixed thresholds, no multiplicity). ``improve`` and ``improve_lcb`` are the same for
+    already in the observed :math:`d_i` is not counted as decay. ``improve`` and ``improve_lcb`` are the same for
     :math:`-G(t) = P(d > t) - P(b > t)` over t > 0.
 
     Parameters
@@ -304,8 +299,6 @@ def decay_bounds(
         one pretraining seed the finetuning runs are the units and the bound is about that pretrained checkpoint.
     seed_design
         ``"crossed"`` (default) or ``"nested"``: see above. An ``(N, P, F)`` array cannot say which it is.
-    method
-        ``"band"`` (default) or ``"split"``: see above.
     match
         ``"error"`` (default) refuses different designs; ``"subsample"`` compares both on the smaller design
         (``min`` pretraining seeds, made even, x ``min`` runs), drawing seeds and runs without replacement from the
@@ -330,7 +323,9 @@ def decay_bounds(
     seed that is better everywhere) is carried by resampling whole seeds. With 2 units per side the bootstrap
     sees little of that noise. A side whose every run appears identically on the other is refused (a model
     compared with itself); fewer shared runs are reported with a warning. The measured coverage and power of both
-    methods and designs are in ``benchmarks/coverage.py`` and the README.
+    seed designs and of one run per seed are in ``benchmarks/coverage.py`` and the README. Choosing t on one half
+    of the instances and bounding the gap at it on the other was measured too and is not offered: the halves
+    share every seed, so the choice still follows the seed noise (null coverage 0.33-0.88).
 
     References
     ----------
@@ -355,8 +350,6 @@ def decay_bounds(
         raise ValueError(f"match: expected 'error' or 'subsample', found {match!r}")
     if seed_design not in ("crossed", "nested"):
         raise ValueError(f"seed_design: expected 'crossed' or 'nested', found {seed_design!r}")
-    if method not in ("band", "split"):
-        raise ValueError(f"method: expected 'band' or 'split', found {method!r}")
     sides = [_side(smaller, "smaller"), _side(larger, "larger")]
     n = check_same_instances(smaller=sides[0].values, larger=sides[1].values)
     shared_runs = _shared_runs(*sides)
@@ -403,7 +396,7 @@ def decay_bounds(
     if n_boot:
         lcb_scale = _integer_scale(lcb_plan) if binary else 1.0  # its own lattice: fewer grid points, same bounds
         decay_lcb, improve_lcb = _lcbs(sides, flat, lcb_plan, kind, binary, lcb_scale, n_patterns, n_boot, confidence,
-                                       method, rng)
+                                       rng)
     warning = None
     if shared_runs:
         warning = (f"{shared_runs} run(s) appear identically on both sides: copies are not independent runs, and they "
@@ -411,7 +404,7 @@ def decay_bounds(
     return DecayBounds(
         decay=decay, improve=improve, decay_threshold=t_decay / scale, improve_threshold=t_improve / scale,
         decay_lcb=decay_lcb, improve_lcb=improve_lcb, confidence=confidence, n_boot=n_boot, n_patterns=n_patterns,
-        seed_design=seed_design, method=method, noise_smaller=sides[0].noise, noise_larger=sides[1].noise,
+        seed_design=seed_design, noise_smaller=sides[0].noise, noise_larger=sides[1].noise,
         design_smaller=sides[0].describe(), design_larger=sides[1].describe(),
         design=_describe_plan(lcb_plan, kind), matched=matched, rigorous=rigorous, shared_runs=shared_runs,
         n_instances=n, warning=warning, thresholds=thresholds / scale, ecdf_difference=count_d / n,
@@ -434,8 +427,7 @@ def _describe_plan(plan: _Plan, kind: str) -> str:
 
 
 def _lcbs(sides: list[_Side], flat: list[np.ndarray], plan: _Plan, kind: str, binary: bool, scale: float,
-          n_patterns: int, n_boot: int, confidence: float, method: str,
-          rng: np.random.Generator) -> tuple[float, float]:
+          n_patterns: int, n_boot: int, confidence: float, rng: np.random.Generator) -> tuple[float, float]:
     """Decay and improve LCBs: gap curves on the observed data and on ``n_boot`` bootstrap replicates, each
     averaged over ``n_patterns`` splits."""
     n = flat[0].shape[0]
@@ -458,9 +450,6 @@ def _lcbs(sides: list[_Side], flat: list[np.ndarray], plan: _Plan, kind: str, bi
     lo, hi = (-scale, scale) if binary else (-1.0, 1.0)
     grid = np.arange(round((hi - lo) / step) + 1) * step + lo
     d_fixed = kind == "nested" and all(plan.n_units == s.shape[0] and plan.n_runs == s.shape[1] for s in sides)
-    if method == "split":
-        return _split_lcbs(sides, flat, columns, plan, binary, scale, n_patterns, n_boot, confidence, grid, lo, step,
-                           rng, n)
     gaps = _gap_curves(sides, data, columns, plan, n_patterns, binary, scale, lo, step, grid.size, d_fixed) / n + fixed
     observed, boot = gaps[0], gaps[1:]
     inflation = np.sqrt(plan.n_units / (plan.n_units - 1)) if plan.n_units > 1 else 1.0
@@ -558,34 +547,6 @@ def _simultaneous_lcb(observed: np.ndarray, boot: np.ndarray, inflation: float, 
     z = ((boot[:, live] - centre[live]) / spread[live]).max(axis=1)
     q = float(np.quantile(z, confidence, method="higher"))
     return float(max(0.0, (observed[live] - inflation * q * spread[live]).max()))
-
-
-def _split_lcbs(sides, data, columns, plan, binary, scale, n_patterns, n_boot, confidence, grid, lo, step, rng,
-                n) -> tuple[float, float]:
-    """Cross-fitted LCBs: thresholds chosen on one random half of the instances, the gap measured at them on the
-    other half, both ways and added up; a one-sided bootstrap bound at those fixed thresholds."""
-    halves = rng.permutation(n) < n // 2
-    inflation = np.sqrt(plan.n_units / (plan.n_units - 1)) if plan.n_units > 1 else 1.0
-    curves = []
-    for half in (halves, ~halves):
-        part = [x[half] for x in data]
-        curves.append(_gap_curves(sides, part, columns, plan, n_patterns, binary, scale, lo, step, grid.size, False) / n)
-    out = []
-    for sign, allowed in ((1, grid < 0), (-1, grid >= 0)):
-        values = []
-        for chooser, measured in ((curves[0], curves[1]), (curves[1], curves[0])):
-            masked = np.where(allowed, sign * chooser[0], -np.inf)
-            t = int(np.argmax(masked))
-            values.append(sign * measured[:, t])
-        total = values[0] + values[1]  # the gap of the whole evaluation set at the two chosen thresholds
-        observed, boot = total[0], total[1:]
-        spread = boot.std(ddof=1)
-        if spread == 0:
-            out.append(float(max(0.0, observed)))
-            continue
-        q = float(np.quantile((boot - boot.mean()) / spread, confidence, method="higher"))
-        out.append(float(max(0.0, observed - inflation * q * spread)))
-    return out[0], out[1]
 
 
 def _shared_runs(small: _Side, large: _Side) -> int:
