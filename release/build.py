@@ -20,7 +20,8 @@ from .. import __version__
 from ..atomic import atomic_write_text
 from ..loaders import schema
 from ..loaders.manifest import sha256_file
-from .card import DEFAULT_REPO_ID, EVAL_PATH, LICENSE_PATH, card_meta_from, eval_yaml, license_file, render_card
+from .card import (DEFAULT_REPO_ID, EVAL_PATH, LICENSE_PATH, card_meta_from, dataset_info, eval_yaml, license_file,
+                   render_card)
 from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet
 
 
@@ -239,7 +240,8 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
         from .analysis import analysis_markdown
 
         meta["analysis"] = meta.get("analysis", "") + analysis_markdown(out, manifest, progress=progress)
-    atomic_write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=meta))
+    atomic_write_text(out / schema.CARD_PATH, render_card(manifest, runs, meta=meta, info=dataset_info(out, manifest),
+                                                          manifest_hash=sha256_file(out / schema.MANIFEST_PATH)))
     atomic_write_text(out / LICENSE_PATH, license_file())
     return manifest
 

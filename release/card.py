@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from importlib.resources import files
+from pathlib import Path, PurePosixPath
 from string import Template
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from ..evaluate.reports.report import markdown_table
@@ -56,6 +58,35 @@ def configs(manifest: dict) -> list[dict]:
     return out
 
 
+def dataset_info(folder: Path, manifest: dict) -> list[dict]:
+    """The card's YAML ``dataset_info`` block, in the datasets library's own form: per config its features (read
+    from the parquet files' schemas, class labels included) and splits (rows from the manifest, uncompressed bytes
+    from the row groups), with the download size (parquet bytes)."""
+    from datasets import Features
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from huggingface_hub import DatasetCardData
+
+    infos = {}
+    for config in configs(manifest):
+        splits, features, download = SplitDict(), None, 0
+        for entry in config["data_files"]:
+            paths = [p for p in manifest["files"] if PurePosixPath(p).match(entry["path"])]
+            rows = sum(manifest["files"][p]["rows"] for p in paths)
+            uncompressed = 0
+            for p in paths:
+                metadata = pq.read_metadata(folder / p)
+                uncompressed += sum(metadata.row_group(k).total_byte_size for k in range(metadata.num_row_groups))
+                download += manifest["files"][p]["bytes"]
+            features = features or Features.from_arrow_schema(pq.read_schema(folder / paths[0]))
+            splits.add(SplitInfo(entry["split"], num_bytes=uncompressed, num_examples=rows))
+        infos[config["config_name"]] = DatasetInfo(features=features, splits=splits, download_size=download,
+                                                   dataset_size=sum(split.num_bytes for split in splits.values()))
+    card = DatasetCardData()
+    DatasetInfosDict(infos).to_dataset_card_data(card)
+    return card.to_dict()["dataset_info"]
+
+
 def _md_table(header: list[str], rows: list[list[object]]) -> str:
     return markdown_table(pd.DataFrame(rows, columns=header))
 
@@ -68,8 +99,10 @@ def _size_category(n_rows: int) -> str:
     return "n>1B"
 
 
-def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None) -> str:
-    """The card text: YAML header (configs, metadata) and the template's sections filled in.
+def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None, info: list[dict] | None = None,
+                manifest_hash: str = "") -> str:
+    """The card text: YAML header (configs, ``info`` as ``dataset_info``, metadata) and the template's sections
+    filled in, with ``manifest_hash`` (the sha256 of manifest.json) as the pin users load with.
 
     ``meta`` may set ``pretty_name``, ``description``, ``license``, ``tags``, ``repo_id`` and ``analysis``
     (Markdown placed after the accuracy table).
@@ -90,6 +123,7 @@ def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None) -> 
         "size_categories": [_size_category(n_rows)],
         "tags": meta.get("tags", ["instance-level-evaluation", "seed-variance", "model-scaling"]),
         "configs": configs(manifest),
+        **({"dataset_info": info} if info else {}),
     }
 
     grid_rows, n_runs, n_instances = [], 0, 0
@@ -130,6 +164,7 @@ def render_card(manifest: dict, runs: pa.Table, *, meta: dict | None = None) -> 
         "default_config": default_config,
         "full_scale": full_scale,
         "license_text": meta.get("license_text", LICENSE_TEXT),
+        "manifest_sha256": manifest_hash,
     }
     template = files("instdecay").joinpath("dataset_card.md").read_text(encoding="utf-8")
     return Template(template).substitute(fields)

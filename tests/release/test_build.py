@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pyarrow.parquet as pq
@@ -42,6 +43,22 @@ def test_layout_manifest_and_card(toy_release):
     assert header["license"] == "other" and header["license_link"] == "LICENSE.md" and header["license_name"]
     assert "MIT License" in (out / "LICENSE.md").read_text()
     assert [c["config_name"] for c in header["configs"]] == ["toy", "toy_instances", "runs"]
+
+
+def test_card_declares_dataset_info_and_the_manifest_hash(toy_release):
+    out, _ = toy_release
+    manifest = json.loads((out / "manifest.json").read_text())
+    card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    info = {c["config_name"]: c for c in header["dataset_info"]}
+    assert set(info) == {"toy", "toy_instances", "runs"}
+    splits = {s["name"]: s["num_examples"] for s in info["toy"]["splits"]}
+    assert splits == {split: sum(f["rows"] for p, f in manifest["files"].items() if p.startswith(f"data/toy/{split}/"))
+                      for split in ("validation", "heldout")}
+    features = {f["name"]: f for f in info["toy"]["features"]}
+    assert features["pred"]["dtype"]["class_label"]["names"] == {"0": "a", "1": "b", "2": "c"}
+    assert info["toy"]["download_size"] == sum(f["bytes"] for p, f in manifest["files"].items() if p.startswith("data/"))
+    assert hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest() in card.split("---", 2)[2]
 
 
 def test_rows_of_a_run_are_contiguous_and_sorted(toy_release):
