@@ -5,27 +5,7 @@
 ``instdecay.evaluate.reports``      comparisons with the reference ladder, reports, plots and the leaderboard
 """
 
-from .stats import (BHDecayBound, DecayBounds, Decomposition, McNemarResult, Momentum, PairedComparison,
-                    SeedDisagreement, SimulatedLadder, adjust_pvalues, bh_decay_bound, decay_bounds, decompose,
-                    ensemble_by_pretrain, mcnemar_test, momentum, paired_bootstrap, seed_disagreement, simulate)
+from . import stats
+from .stats import *  # noqa: F401,F403 (the estimators, re-exported)
 
-__all__ = [
-    "BHDecayBound",
-    "DecayBounds",
-    "Decomposition",
-    "McNemarResult",
-    "Momentum",
-    "PairedComparison",
-    "SeedDisagreement",
-    "SimulatedLadder",
-    "adjust_pvalues",
-    "bh_decay_bound",
-    "decay_bounds",
-    "decompose",
-    "ensemble_by_pretrain",
-    "mcnemar_test",
-    "momentum",
-    "paired_bootstrap",
-    "seed_disagreement",
-    "simulate",
-]
+__all__ = stats.__all__
