@@ -91,6 +91,14 @@ def check_manifest(raw: object, path: Path) -> None:
                 and all(_is_int(entry.get(k)) and 0 <= entry[k] <= MAX_COUNT for k in ("rows", "bytes")),
                 path, where, f"sha256 (64 hex digits), rows and bytes (whole numbers up to {MAX_COUNT:,})")
         _expect(not Path(rel).is_absolute() and ".." not in Path(rel).parts, path, where, "a path inside the dataset")
+    _expect(isinstance(raw.get("attachments", {}), dict), path, "attachments", "an object of file entries")
+    for rel, entry in raw.get("attachments", {}).items():
+        where = f"attachments.{rel}"
+        _expect(isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
+                and _is_int(entry.get("bytes")) and 0 <= entry["bytes"] <= MAX_COUNT,
+                path, where, "sha256 (64 hex digits) and bytes")
+        _expect(not Path(rel).is_absolute() and ".." not in Path(rel).parts and not rel.endswith(".parquet"),
+                path, where, "a path inside the dataset (not a parquet file)")
     for task, entry in raw["tasks"].items():
         where = f"tasks.{task}"
         _expect(bool(schema.NAME_PATTERN.match(str(task))) and isinstance(entry, dict), path, where, "a task object")

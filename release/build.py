@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,7 @@ from .. import __version__
 from ..atomic import atomic_write_text
 from ..loaders import schema
 from ..loaders.manifest import sha256_file
+from ..safe_read import UnsafeFile, read_bytes_capped
 from .card import (DEFAULT_REPO_ID, EVAL_PATH, LICENSE_PATH, card_meta_from, dataset_info, eval_yaml, license_file,
                    render_card)
 from .shards import RunMeta, ShardError, TaskInfo, iter_shards, read_shard, read_task, write_parquet
@@ -234,6 +235,9 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
                 "repo_id": meta.get("repo_id", DEFAULT_REPO_ID),
                 "probability_precision": "float32" if full_precision else "float16 (stored as float32)",
                 "tasks": task_entries, "files": files}
+    attachments = _copy_attachments(meta.get("attachments", {}), meta_path, out)
+    if attachments:
+        manifest["attachments"] = attachments
     atomic_write_text(out / schema.MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out / EVAL_PATH, eval_yaml(manifest, meta))
     if analysis:
@@ -244,6 +248,31 @@ def _write_release(shards_root: Path, tasks: list[str], out: Path, include_text:
                                                           manifest_hash=sha256_file(out / schema.MANIFEST_PATH)))
     atomic_write_text(out / LICENSE_PATH, license_file())
     return manifest
+
+
+MAX_ATTACHMENT_BYTES = 16 << 20
+
+
+def _copy_attachments(attachments: object, meta_path: Path, out: Path) -> dict[str, dict]:
+    """Copy the card metadata's ``attachments`` ({path in the release: file relative to the card metadata}, e.g.
+    the published training-pool rows) into the release; their sha256 and size go into the manifest."""
+    if not isinstance(attachments, dict):
+        raise ShardError(f"{meta_path}: 'attachments' must map paths in the release to files")
+    entries = {}
+    for rel, source in sorted(attachments.items()):
+        target = PurePosixPath(str(rel))
+        if (target.is_absolute() or ".." in target.parts or target.parts[0] in ("data", "instances", "runs")
+                or target.suffix == ".parquet" or str(target) in (schema.MANIFEST_PATH, schema.CARD_PATH)):
+            raise ShardError(f"{meta_path}: attachment {rel!r} must be a new path inside the release, outside data/, "
+                             f"instances/ and runs/, and not a parquet file")
+        try:
+            data = read_bytes_capped(meta_path.parent / str(source), MAX_ATTACHMENT_BYTES, follow_symlinks=True)
+        except (UnsafeFile, OSError) as exc:
+            raise ShardError(f"{meta_path}: attachment {rel!r}: cannot read {source} ({exc})") from None
+        (out / target).parent.mkdir(parents=True, exist_ok=True)
+        (out / target).write_bytes(data)
+        entries[str(target)] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return entries
 
 
 def _task_entry(info: TaskInfo, instances: pa.Table, grid: dict, metas: list[RunMeta]) -> dict:

@@ -13,6 +13,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+from ..loaders.manifest import read_manifest
 from .validate import validate_release
 
 MAX_FILES_PER_COMMIT = 100
@@ -73,6 +74,7 @@ def plan_push(folder: str | Path, repo_id: str, *, revision: str | None = None, 
     data = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet"))
     data += sorted(p.relative_to(folder).as_posix() for p in (folder / "figures").glob("*.png")
                    if p.is_file() and not p.is_symlink())  # the card's images
+    data += sorted(read_manifest(folder).get("attachments", {}))  # hash-checked by validate_release above
     last = [name for name in ("LICENSE.md", "eval.yaml") if (folder / name).is_file()] + ["manifest.json", "README.md"]
     files = data + last
     batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)] + [last]

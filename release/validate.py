@@ -56,6 +56,12 @@ def validate_release(folder: str | Path) -> list[str]:
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*.parquet")}
     for rel in sorted(on_disk - set(manifest["files"])):
         problems.append(f"{rel}: not listed in manifest.json")
+    for rel, entry in sorted(manifest.get("attachments", {}).items()):
+        try:
+            if sha256_file(folder / rel) != entry["sha256"]:
+                problems.append(f"{rel}: sha256 differs from manifest.json (file changed or corrupted)")
+        except (ValueError, OSError):
+            problems.append(f"{rel}: listed in manifest.json attachments but missing or not a regular file")
     for rel, entry in sorted(manifest["files"].items()):
         path = folder / rel
         if not path.is_file():

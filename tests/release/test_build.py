@@ -108,3 +108,28 @@ def test_release_without_text_keeps_hashes_and_card_has_the_analyses(tmp_path, t
     assert "## Analyses" in card and "### toy / validation (15 instances)" in card and "tiny → small" in card
     assert "![ECDF of instance differences, tiny vs small](figures/cdf_toy_validation.png)" in card
     assert (tmp_path / "out" / "figures" / "cdf_toy_validation.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_attachments_are_copied_hashed_validated_and_pushed(tmp_path, toy_shards):
+    from instdecay.release.push import plan_push
+
+    (tmp_path / "pool.json").write_text('{"pool": "0-9"}')
+    (tmp_path / "card.json").write_text(json.dumps({"attachments": {"training_pool/toy.json": "pool.json"}}))
+    out = tmp_path / "release"
+    build_release(toy_shards[0], out, card_meta=tmp_path / "card.json", analysis=False, progress=False)
+    entry = json.loads((out / "manifest.json").read_text())["attachments"]["training_pool/toy.json"]
+    assert (out / "training_pool/toy.json").read_text() == '{"pool": "0-9"}'
+    assert entry == {"sha256": hashlib.sha256(b'{"pool": "0-9"}').hexdigest(), "bytes": 15}
+    assert "training_pool/toy.json" in plan_push(out, "org/name").files
+    (out / "training_pool/toy.json").write_text('{"pool": "0-99"}')
+    assert validate_release(out) == ["training_pool/toy.json: sha256 differs from manifest.json (file changed or "
+                                     "corrupted)"]
+
+
+@pytest.mark.parametrize("target", ["../outside.json", "data/x.json", "manifest.json", "extra.parquet"])
+def test_attachments_cannot_land_outside_or_over_the_data(tmp_path, toy_shards, target):
+    (tmp_path / "pool.json").write_text("{}")
+    (tmp_path / "card.json").write_text(json.dumps({"attachments": {target: "pool.json"}}))
+    with pytest.raises(build_module.ShardError, match="must be a new path inside the release"):
+        build_release(toy_shards[0], tmp_path / "release", card_meta=tmp_path / "card.json", analysis=False,
+                      progress=False)

@@ -57,6 +57,8 @@ def test_a_missing_size_file_is_an_error_not_a_smaller_table(toy_release):
     (lambda m: m["tasks"]["toy"]["grid"]["tiny"].update(pretrain_seeds="0,1"), "grid.tiny: expected n_params"),
     (lambda m: m.update(format_version=1), "format_version 1"),
     (lambda m: m["files"][REL].update(sha256=5), f"files.{REL}: expected sha256"),
+    (lambda m: m.update(attachments={"../x.json": {"sha256": "0" * 64, "bytes": 1}}), "attachments.../x.json"),
+    (lambda m: m.update(attachments={"pool.json": {"sha256": "0" * 64, "bytes": -1}}), "attachments.pool.json"),
 ])
 def test_a_malformed_manifest_is_one_clear_error(toy_release, edit, message):
     out, _ = toy_release
