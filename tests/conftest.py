@@ -11,9 +11,21 @@ os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="instdecay-tests-hf-ca
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    """A local GLUE folder (``<task>/train.tsv, dev.tsv``): ``INSTDECAY_GLUE_DIR``, else the data beside this
+    checkout; tests that need the real benchmark text skip when there is none."""
+    folder = Path(os.environ.get("INSTDECAY_GLUE_DIR", Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"))
+    if not (folder / "sst2" / "train.tsv").is_file():
+        pytest.skip("no local GLUE data: set INSTDECAY_GLUE_DIR to a folder with sst2/train.tsv and sst2/dev.tsv")
+    return folder
 
 
 def write_toy_shards(root, task="toy", sizes=(("tiny", 1000), ("small", 5000)), n_pretrain=2, n_finetune=2,

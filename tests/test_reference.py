@@ -1,7 +1,6 @@
 """The shipped reference dataset (reference/sst2-cpu): complete, valid, loadable, and joinable with GLUE text."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +8,6 @@ import pytest
 
 from instdecay.loaders import DEFAULT_REFERENCE, load_instances, load_tensor
 from instdecay.release import validate_release
-
-GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
 pytestmark = pytest.mark.skipif(not (DEFAULT_REFERENCE / "manifest.json").exists(),
                                 reason="reference/sst2-cpu is not built in this checkout")
@@ -57,7 +54,6 @@ def test_reference_ships_no_text_but_proves_its_items():
     assert inst["text_a"].isna().all() and inst["instance_hash"].str.len().eq(64).all()
 
 
-@pytest.mark.skipif(not GLUE.exists(), reason="GLUE data (../shared/data/glue) is not available")
-def test_text_joins_from_glue_and_matches_every_hash():
-    inst = load_instances(DEFAULT_REFERENCE, "sst2", glue_dir=GLUE)  # raises if any hash differs
+def test_text_joins_from_glue_and_matches_every_hash(glue_dir):
+    inst = load_instances(DEFAULT_REFERENCE, "sst2", glue_dir=glue_dir)  # raises if any hash differs
     assert inst["text_a"].notna().all() and len(inst) == 5872

@@ -8,7 +8,6 @@ import pytest
 
 from instdecay.generate.holdout import HoldoutSplit, _ranges, _unranges, clean_holdout, overlap
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue" / "sst2"
 SPLIT = Path(__file__).resolve().parents[2] / "generate" / "specs" / "sst2-holdout.json"
 
 
@@ -58,16 +57,16 @@ def test_row_ranges_round_trip():
     assert _ranges(rows) == "0-2,5,7-8,20" and _unranges(_ranges(rows)) == rows and _unranges("") == []
 
 
-@pytest.mark.skipif(not (SHARED / "train.tsv").exists(), reason="needs the GLUE SST-2 files in ../shared/data")
-def test_the_shipped_sst2_split_is_clean_and_matches_its_data():
+def test_the_shipped_sst2_split_is_clean_and_matches_its_data(glue_dir):
     from instdecay.generate.holdout import read_tsv_column
     from instdecay.loaders.manifest import sha256_file
 
+    sst2 = glue_dir / "sst2"
     split = HoldoutSplit.read(SPLIT)
-    assert split.source_sha256 == sha256_file(SHARED / "train.tsv")
-    rows = read_tsv_column(SHARED / "train.tsv", "sentence")
+    assert split.source_sha256 == sha256_file(sst2 / "train.tsv")
+    rows = read_tsv_column(sst2 / "train.tsv", "sentence")
     pool, held = [rows[k] for k in split.pool], [rows[k] for k in split.heldout]
-    validation = read_tsv_column(SHARED / "dev.tsv", "sentence")
+    validation = read_tsv_column(sst2 / "dev.tsv", "sentence")
     assert overlap(pool, held) == {"evaluation_inside_pool": 0, "pool_inside_evaluation": 0}
     assert overlap(pool, validation) == {"evaluation_inside_pool": 0, "pool_inside_evaluation": 0}
     assert len(split.heldout) > 5000 and len(split.pool) > 55_000
