@@ -169,8 +169,10 @@ def _run_batch(spec_path: str, batch: list[list[Job]], executor: Executor, worke
             on_done(_safe(spec_path, group, device, precision))
     elif executor == "process":
         threads = max(1, (os.cpu_count() or 1) // workers)
+        # a fresh process per group: memory a group leaves behind never accumulates over a long grid
+        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(os.getpid(), threads)) as pool:
+                                 initializer=_init_worker, initargs=(os.getpid(), threads), **fresh) as pool:
             futures = [pool.submit(_safe, spec_path, group, device, precision) for group in batch]
             for future in as_completed(futures):
                 on_done(future.result())
