@@ -6,7 +6,8 @@ nothing finished is redone and nothing half-written is trusted (a crash loses at
 Pretraining jobs run first. Unfinished finetuning runs of one size are trained several per process (stacked in one
 loop, :func:`instdecay.generate.finetune.run_finetune_group`): by default the finetuning runs of one pretrained
 model, or ``runs_per_process`` at a time. A failed job is reported and retried on the next invocation without
-stopping the others.
+stopping the others; a worker process that dies (e.g. killed for memory) breaks its pool, and the groups it took
+down run again in a fresh pool.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -161,6 +164,31 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+POOL_ROUNDS = 3  # a worker that dies breaks its pool: the groups in it get this many fresh pools in all
+
+
+def _pool_round(task: Callable[..., list[Outcome]], batch: list[list[Job]], workers: int, device: str | None,
+                precision: str, on_done: Callable[[list[Outcome]], None]) -> list[list[Job]]:
+    """Run the groups on a fresh process pool, one fresh process per group (memory a group leaves behind never
+    accumulates); return the groups lost because a worker died (killed, e.g. by the out-of-memory killer), which
+    leaves the pool unusable."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
+    lost: list[list[Job]] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(os.getpid(), threads), **fresh) as pool:
+        futures = {pool.submit(task, group, device, precision): group for group in batch}
+        for future in as_completed(futures):
+            try:
+                on_done(future.result())
+            except BrokenProcessPool:
+                lost.append(futures[future])
+    if lost:
+        print(f"a worker process died (killed, e.g. out of memory): {sum(map(len, lost))} run(s) in flight or queued "
+              f"go to a fresh pool", file=sys.stderr)
+    return lost
+
+
 def _run_batch(spec_path: str, batch: list[list[Job]], executor: Executor, workers: int, device: str | None,
                precision: str, ray_address: str | None, num_cpus: float, num_gpus: float,
                on_done: Callable[[list[Outcome]], None]) -> None:
@@ -168,14 +196,13 @@ def _run_batch(spec_path: str, batch: list[list[Job]], executor: Executor, worke
         for group in batch:
             on_done(_safe(spec_path, group, device, precision))
     elif executor == "process":
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        # a fresh process per group: memory a group leaves behind never accumulates over a long grid
-        fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(os.getpid(), threads), **fresh) as pool:
-            futures = [pool.submit(_safe, spec_path, group, device, precision) for group in batch]
-            for future in as_completed(futures):
-                on_done(future.result())
+        task = partial(_safe, spec_path)
+        for _ in range(POOL_ROUNDS):
+            batch = _pool_round(task, batch, workers, device, precision, on_done)
+            if not batch:
+                return
+        on_done([Outcome(j, "failed", f"lost in {POOL_ROUNDS} process pools in a row whose worker died (killed, e.g. "
+                                      f"out of memory)") for group in batch for j in group])
     elif executor == "ray":
         import ray
 

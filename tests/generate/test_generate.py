@@ -92,6 +92,37 @@ def test_process_workers_die_with_the_grid(tmp_path):
     assert alive == []
 
 
+def _dies_on_group_one(group, device, precision):
+    """A pool task: the process of group 1 dies as if OOM-killed, once the other groups have finished."""
+    import os
+    import time
+    from pathlib import Path
+
+    from instdecay.generate.grid import Outcome
+
+    marks = Path(os.environ["INSTDECAY_TEST_MARKS"])
+    if group[0].pretrain_seed == 1:
+        deadline = time.time() + 120
+        while len(list(marks.iterdir())) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        os._exit(137)
+    (marks / str(group[0].pretrain_seed)).touch()
+    return [Outcome(j, "done", "ok") for j in group]
+
+
+def test_a_worker_that_dies_loses_its_group_not_the_grid(tmp_path, monkeypatch):
+    from instdecay.generate.grid import Job, _pool_round
+
+    monkeypatch.setenv("INSTDECAY_TEST_MARKS", str(tmp_path))
+    batch = [[Job("finetune", "S", p, f) for f in range(2)] for p in range(4)]
+    outcomes = []
+    lost = _pool_round(_dies_on_group_one, batch, 2, None, "fp32", outcomes.extend)
+    assert lost == [batch[1]]  # goes to a fresh pool; after POOL_ROUNDS pools it is failed and retried next time
+    assert sorted((o.job.pretrain_seed, o.job.finetune_seed) for o in outcomes) == [
+        (p, f) for p in (0, 2, 3) for f in range(2)]
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
